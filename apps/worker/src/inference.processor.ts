@@ -1,0 +1,104 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Job, UnrecoverableError, WaitingError } from 'bullmq';
+import type IORedis from 'ioredis';
+import {
+  CANCELED_FAILURE,
+  encodeFailure,
+  ErrorType,
+  GatewayError,
+  InferenceJobData,
+  JobFailure,
+  RawInferenceResponse,
+} from '@lib/contracts';
+import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
+import { classifyProviderError } from '@lib/providers';
+import { MediaError } from '@lib/media';
+import { BlobStore, REDIS, RedisKeys, RetryableJobError } from '@lib/queue';
+import { AdapterRegistry } from './adapter-registry';
+import { JobMedia } from './job-media';
+
+/** Abort reasons the worker host gives BullMQ's job signal. */
+export const ABORT_CANCELED = 'canceled';
+export const ABORT_SHUTDOWN = 'shutdown';
+
+/**
+ * Runs one inference job: reads the job, calls the provider's adapter, returns the response
+ * to store. Every failure leaves as RetryableJobError (BullMQ retries it with the gateway's
+ * backoff), UnrecoverableError (no retry) or WaitingError (handed back on shutdown).
+ */
+@Injectable()
+export class InferenceProcessor {
+  private readonly logger = new Logger(InferenceProcessor.name);
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(REDIS) private readonly redis: IORedis,
+    private readonly keys: RedisKeys,
+    private readonly blobs: BlobStore,
+    private readonly adapters: AdapterRegistry,
+  ) {}
+
+  async process(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, signal: AbortSignal): Promise<RawInferenceResponse> {
+    const { request, receivedAt } = job.data;
+    if (await this.redis.exists(this.keys.cancelFlag(job.id!))) throw new UnrecoverableError(encodeFailure(CANCELED_FAILURE));
+    const adapter = this.adapters.get(request.provider);
+    if (!adapter) {
+      throw new UnrecoverableError(
+        encodeFailure({
+          error: { type: ErrorType.ServiceUnavailable, message: `This worker has no ${request.provider} adapter configured`, code: 'provider_not_configured' },
+          retryable: false,
+        }),
+      );
+    }
+    const media = new JobMedia(request.inputs, this.blobs, this.config, signal);
+    try {
+      const out = await adapter.run(request, { signal, media });
+      return {
+        data: out.data,
+        provider: request.provider,
+        model: request.model,
+        tokens_used: out.tokensUsed ?? null,
+        latency_ms: Date.now() - receivedAt,
+        cached: false,
+      };
+    } catch (err) {
+      throw await this.toJobError(err, job, token, signal);
+    } finally {
+      await media.cleanup();
+    }
+  }
+
+  private async toJobError(err: unknown, job: Job<InferenceJobData>, token: string | undefined, signal: AbortSignal): Promise<Error> {
+    if (signal.aborted) {
+      if (signal.reason === ABORT_SHUTDOWN && token) {
+        // Hand the job back untouched: another worker runs it, no attempt is charged.
+        await job.moveToWait(token);
+        return new WaitingError();
+      }
+      return new UnrecoverableError(encodeFailure(CANCELED_FAILURE));
+    }
+    if (err instanceof GatewayError) return this.permanent({ error: err.toDetail(), retryable: false });
+    if (err instanceof MediaError) {
+      const failure: JobFailure = { error: { type: ErrorType.BadRequest, message: err.message, code: err.code, details: err.details }, retryable: err.retryable };
+      return err.retryable ? this.retryable(failure, job) : this.permanent(failure);
+    }
+    const { failure, retryAfterMs } = classifyProviderError(job.data.request.provider, err);
+    if (!failure.retryable) {
+      if (failure.error.code === 'internal_error') this.logger.error(`job ${job.id}: ${(err as Error)?.stack ?? String(err)}`);
+      return this.permanent(failure);
+    }
+    return this.retryable(failure, job, retryAfterMs);
+  }
+
+  private permanent(failure: JobFailure): Error {
+    return new UnrecoverableError(encodeFailure(failure));
+  }
+
+  /** On the last attempt the message says so, since that is the error the client will read. */
+  private retryable(failure: JobFailure, job: Job, retryAfterMs?: number): Error {
+    const attempts = job.opts.attempts ?? 1;
+    const last = job.attemptsMade + 1 >= attempts;
+    const error = last ? { ...failure.error, message: `${failure.error.message} (gave up after ${attempts} attempts)` } : failure.error;
+    return new RetryableJobError(encodeFailure({ ...failure, error }), retryAfterMs);
+  }
+}

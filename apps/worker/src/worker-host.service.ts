@@ -1,0 +1,132 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Job, Worker } from 'bullmq';
+import type IORedis from 'ioredis';
+import {
+  blobRefsOf,
+  CompletionNotice,
+  decodeFailure,
+  InferenceJobData,
+  QueueName,
+  RawInferenceResponse,
+} from '@lib/contracts';
+import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
+import { BlobStore, createRedis, GATEWAY_BACKOFF, REDIS, RedisKeys, retryDelayMs } from '@lib/queue';
+import { sweepStaleTempFiles } from '@lib/media';
+import { ABORT_CANCELED, ABORT_SHUTDOWN, InferenceProcessor } from './inference.processor';
+import { WORKER_QUEUES } from './worker.tokens';
+
+/** Results up to this size travel in the completion notice; larger ones are read from the job. */
+const INLINE_NOTICE_MAX_CHARS = 256 * 1024;
+/** Temp files older than this at start-up belong to a crashed worker. */
+const STALE_TEMP_MS = 6 * 3600_000;
+
+/**
+ * One BullMQ Worker per served queue. It publishes completion notices to the API process
+ * that waits for a job, listens for cancel requests, and on shutdown stops taking jobs, lets
+ * running ones finish within WORKER_SHUTDOWN_GRACE_MS and hands the rest back to the queue.
+ */
+@Injectable()
+export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(WorkerHost.name);
+  private readonly workers: Worker<InferenceJobData, RawInferenceResponse>[] = [];
+  /** BullMQ does not close a connection it was given: we do, after the workers. */
+  private readonly connections: IORedis[] = [];
+  private subscriber?: IORedis;
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(REDIS) private readonly redis: IORedis,
+    @Inject(WORKER_QUEUES) private readonly queues: QueueName[],
+    private readonly keys: RedisKeys,
+    private readonly blobs: BlobStore,
+    private readonly processor: InferenceProcessor,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const swept = await sweepStaleTempFiles(this.config.mediaTmpDir, STALE_TEMP_MS).catch(() => 0);
+    if (swept > 0) this.logger.log(`removed ${swept} stale temp file(s) from ${this.config.mediaTmpDir}`);
+
+    const subscriber = this.redis.duplicate({ connectionName: 'gw-worker-cancel' });
+    this.subscriber = subscriber;
+    subscriber.on('error', (err) => this.logger.warn(`cancel subscriber: ${err.message}`));
+    subscriber.on('message', (_channel: string, jobId: string) => {
+      for (const worker of this.workers) worker.cancelJob(jobId, ABORT_CANCELED);
+    });
+    await subscriber.subscribe(this.keys.cancelChannel());
+
+    for (const queue of this.queues) this.workers.push(this.startWorker(queue));
+    this.logger.log(`serving ${this.queues.map((q) => `${q} (concurrency ${this.config.workerConcurrency[q]})`).join(', ')}`);
+  }
+
+  private startWorker(queue: QueueName): Worker<InferenceJobData, RawInferenceResponse> {
+    const backoff = { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs };
+    const connection = createRedis(this.config.redisUrl, `worker-${queue}`, { maxRetriesPerRequest: null });
+    this.connections.push(connection);
+    const worker = new Worker<InferenceJobData, RawInferenceResponse>(
+      queue,
+      // Three declared parameters: BullMQ passes the abort signal only to such processors.
+      (job, token, signal) => this.processor.process(job, token, signal!),
+      {
+        connection,
+        prefix: this.config.queuePrefix,
+        concurrency: this.config.workerConcurrency[queue],
+        lockDuration: this.config.workerLockDurationMs,
+        // Stalled-job recovery stays on: a job whose worker died goes back to the queue.
+        stalledInterval: Math.max(1000, Math.floor(this.config.workerLockDurationMs / 2)),
+        maxStalledCount: 2,
+        settings: {
+          backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
+            type === GATEWAY_BACKOFF ? retryDelayMs(attemptsMade, backoff, err) : -1,
+        },
+      },
+    );
+    worker.on('completed', (job, result) => void this.onCompleted(job, result));
+    worker.on('failed', (job, err) => {
+      if (job) void this.onFailed(job, err);
+    });
+    worker.on('error', (err) => this.logger.warn(`${queue} worker: ${err.message}`));
+    return worker;
+  }
+
+  private async onCompleted(job: Job<InferenceJobData, RawInferenceResponse>, result: RawInferenceResponse): Promise<void> {
+    const notice: CompletionNotice = { id: job.id!, state: 'completed' };
+    if (job.data.notify) {
+      const json = JSON.stringify(result);
+      if (json.length <= INLINE_NOTICE_MAX_CHARS) notice.result = result;
+    }
+    await this.finish(job, notice);
+  }
+
+  private async onFailed(job: Job<InferenceJobData, RawInferenceResponse>, err: Error): Promise<void> {
+    if (!job.finishedOn) return; // a retry is scheduled: not the end yet
+    await this.finish(job, { id: job.id!, state: 'failed', failure: decodeFailure(err.message) });
+  }
+
+  private async finish(job: Job<InferenceJobData, RawInferenceResponse>, notice: CompletionNotice): Promise<void> {
+    try {
+      const refs = blobRefsOf(job.data.request);
+      if (refs.length > 0) await this.blobs.delete(refs);
+      if (job.data.notify) await this.redis.publish(job.data.notify, JSON.stringify(notice));
+    } catch (err) {
+      // The API's sweeper reads the stored result if this notice is lost.
+      this.logger.warn(`notice for job ${job.id} not sent: ${(err as Error).message}`);
+    }
+  }
+
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
+    this.logger.log(`stopping (${signal ?? 'shutdown'}): no new jobs; running jobs get ${this.config.workerShutdownGraceMs} ms`);
+    const closing = this.workers.map((w) => w.close());
+    const all = Promise.allSettled(closing);
+    const graceOver = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((r) => setTimeout(() => r(true), this.config.workerShutdownGraceMs).unref()),
+    ]);
+    if (graceOver) {
+      this.logger.warn('grace period over: handing running jobs back to the queue');
+      for (const worker of this.workers) worker.cancelAllJobs(ABORT_SHUTDOWN);
+      await all;
+    }
+    this.subscriber?.disconnect();
+    for (const connection of this.connections) connection.disconnect();
+  }
+}

@@ -1,0 +1,40 @@
+import { INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ALL_QUEUES, QueueName } from '@lib/contracts';
+import { GatewayConfig, logLevels } from '@lib/config';
+import { AdapterRegistry } from './adapter-registry';
+import { WorkerModule } from './worker.module';
+
+export class WorkerStartError extends Error {}
+
+/**
+ * Which queues to serve: WORKER_QUEUES if given (each must have a processor and a configured
+ * provider, or the worker refuses to start), else every queue with a configured provider.
+ */
+export function chooseQueues(config: GatewayConfig): QueueName[] {
+  const servable = new AdapterRegistry(config).servableQueues();
+  if (config.workerQueues) {
+    const unservable = config.workerQueues.filter((q) => !servable.includes(q));
+    if (unservable.length > 0) {
+      throw new WorkerStartError(
+        `WORKER_QUEUES names ${unservable.join(', ')}, which this worker cannot serve: no processor or no provider configuration ` +
+          `(servable here: ${servable.join(', ') || 'none'}). Configure the provider (e.g. OPENAI_API_KEY) or remove it from WORKER_QUEUES.`,
+      );
+    }
+    return config.workerQueues;
+  }
+  if (servable.length === 0) {
+    throw new WorkerStartError(
+      `No provider is configured, so this worker has no queue to serve (queues: ${ALL_QUEUES.join(', ')}). Set OPENAI_API_KEY (or OPENAI_BASE_URL).`,
+    );
+  }
+  return servable;
+}
+
+/** The worker: an application context (no HTTP server) whose WorkerHost runs the queues. */
+export async function createWorkerApp(config: GatewayConfig): Promise<INestApplicationContext> {
+  const queues = chooseQueues(config);
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, queues), { logger: logLevels(config.logLevel) });
+  app.enableShutdownHooks();
+  return app;
+}

@@ -1,0 +1,4 @@
+export * from './gateway-config';
+export * from './load-config';
+export * from './config.module';
+export * from './log-levels';

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { ErrorDetail, ErrorType } from './errors';
+import { NormalizedRequest, RawInferenceResponse } from './raw-inference';
+import { isQueueName, QueueName } from './queue-name';
+
+/** Every job name the queues carry; each has exactly one payload type below. */
+export enum JobName {
+  Inference = 'inference',
+}
+
+/** The payload of one `/v1/inference` request travelling through its provider queue. */
+export interface InferenceJobData {
+  request: NormalizedRequest;
+  /** Epoch ms when the API received the request; `latency_ms` is measured from here. */
+  receivedAt: number;
+  /** Pub/sub channel of the API process waiting synchronously for this job, if any. */
+  notify?: string;
+}
+
+/** Job name -> payload. A processor is typed by the name it serves. */
+export interface JobPayloadMap {
+  [JobName.Inference]: InferenceJobData;
+}
+
+/** Job name -> what the processor returns (stored as the job's return value). */
+export interface JobResultMap {
+  [JobName.Inference]: RawInferenceResponse;
+}
+
+/**
+ * Why a job failed, as the worker records it (JSON in BullMQ's `failedReason`). `retryable`
+ * failures that ran out of attempts are shown to clients as "unavailable" (503/504).
+ */
+export interface JobFailure {
+  error: ErrorDetail;
+  retryable: boolean;
+  canceled?: boolean;
+}
+
+const FAILURE_MARK = 'gw-failure:';
+
+export function encodeFailure(failure: JobFailure): string {
+  return FAILURE_MARK + JSON.stringify(failure);
+}
+
+export function decodeFailure(reason: string | undefined | null): JobFailure | undefined {
+  if (!reason) return undefined;
+  if (!reason.startsWith(FAILURE_MARK)) return undefined;
+  try {
+    return JSON.parse(reason.slice(FAILURE_MARK.length)) as JobFailure;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a worker publishes to the waiting API process when a job ends. */
+export interface CompletionNotice {
+  id: string;
+  state: 'completed' | 'failed';
+  /** Omitted when large: the API then reads the job's stored return value. */
+  result?: RawInferenceResponse;
+  failure?: JobFailure;
+}
+
+/**
+ * Job ids carry their queue (`openai-<uuid>`), so `GET /v1/inference/jobs/{id}` finds the job
+ * with one read and no index. BullMQ forbids ':' in custom ids; '-' is safe.
+ */
+export function newJobId(queue: QueueName): string {
+  return `${queue}-${randomUUID()}`;
+}
+
+export function queueOfJobId(jobId: string): QueueName | undefined {
+  const dash = jobId.indexOf('-');
+  if (dash <= 0) return undefined;
+  const queue = jobId.slice(0, dash);
+  return isQueueName(queue) ? queue : undefined;
+}
+
+/**
+ * The error a client sees for a failed job. A failure the worker did not record in our format
+ * (BullMQ's own, e.g. a job stalled too often) is an internal error with no internals shown.
+ */
+export function presentFailure(failure: JobFailure | undefined): ErrorDetail {
+  return failure?.error ?? { type: ErrorType.Internal, message: 'The job failed inside the gateway', code: 'internal_error' };
+}
+
+export const CANCELED_FAILURE: JobFailure = {
+  error: { type: ErrorType.BadRequest, message: 'The job was canceled before it finished', code: 'job_canceled' },
+  retryable: false,
+  canceled: true,
+};

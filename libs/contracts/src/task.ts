@@ -1,0 +1,7 @@
+/** What a request asks a model to do; chosen from the model family and the inputs (DESIGN.md). */
+export enum Task {
+  Chat = 'chat',
+  Embedding = 'embedding',
+  Transcription = 'transcription',
+  MultimodalEmbedding = 'multimodal_embedding',
+}

@@ -1,0 +1,66 @@
+import { ALL_PROVIDERS, ErrorType, GatewayError, isProvider, Provider, queueForProvider, QueueName } from '@lib/contracts';
+import { GatewayConfig } from '@lib/config';
+import { TaskSpec } from './task-inputs';
+import { openaiTaskSpec } from './openai/openai.tasks';
+
+/**
+ * What the API knows about each provider without loading an SDK: whether it is configured,
+ * which queue serves it, and which task a model + inputs ask for.
+ */
+export interface ProviderEntry {
+  provider: Provider;
+  queue: QueueName;
+  /** How the operator enables it. */
+  configureHint: string;
+  isConfigured(config: GatewayConfig): boolean;
+  /** Undefined while no adapter exists for the provider in this build. */
+  taskSpec?: (model: string) => TaskSpec;
+}
+
+const CATALOG: Record<Provider, ProviderEntry> = {
+  [Provider.OpenAI]: {
+    provider: Provider.OpenAI,
+    queue: queueForProvider(Provider.OpenAI),
+    configureHint: 'set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server)',
+    isConfigured: (c) => Boolean(c.openai.apiKey || c.openai.baseUrl),
+    taskSpec: openaiTaskSpec,
+  },
+  [Provider.Anthropic]: {
+    provider: Provider.Anthropic,
+    queue: queueForProvider(Provider.Anthropic),
+    configureHint: 'set ANTHROPIC_API_KEY',
+    isConfigured: (c) => Boolean(c.anthropic.apiKey || c.anthropic.baseUrl),
+  },
+  [Provider.Google]: {
+    provider: Provider.Google,
+    queue: queueForProvider(Provider.Google),
+    configureHint: 'set GOOGLE_CLOUD_PROJECT (and Application Default Credentials) or GOOGLE_VERTEX_BASE_URL',
+    isConfigured: (c) => Boolean(c.google.project || c.google.vertexBaseUrl),
+  },
+};
+
+/** Finds a usable provider or throws the 400 that tells the client why it cannot be used. */
+export function providerFor(name: string, config: GatewayConfig): ProviderEntry & { taskSpec: (model: string) => TaskSpec } {
+  const key = name.trim().toLowerCase();
+  if (!isProvider(key)) {
+    throw new GatewayError(ErrorType.BadRequest, `Unknown provider "${name}"; known providers: ${ALL_PROVIDERS.join(', ')}`, 'unknown_provider', {
+      provider: name,
+      known_providers: [...ALL_PROVIDERS],
+    });
+  }
+  const entry = CATALOG[key];
+  if (!entry.isConfigured(config)) {
+    throw new GatewayError(
+      ErrorType.BadRequest,
+      `Provider "${key}" is not configured on this gateway; the operator must ${entry.configureHint}`,
+      'provider_not_configured',
+      { provider: key },
+    );
+  }
+  if (!entry.taskSpec) {
+    throw new GatewayError(ErrorType.BadRequest, `Provider "${key}" is configured but not supported by this version of the gateway yet`, 'provider_not_implemented', {
+      provider: key,
+    });
+  }
+  return entry as ProviderEntry & { taskSpec: (model: string) => TaskSpec };
+}

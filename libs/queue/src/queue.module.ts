@@ -1,0 +1,87 @@
+import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown, OnModuleInit, Provider } from '@nestjs/common';
+import { BullModule, getQueueToken } from '@nestjs/bullmq';
+import { ModuleRef } from '@nestjs/core';
+import type IORedis from 'ioredis';
+import { Queue } from 'bullmq';
+import { ALL_QUEUES, QueueName } from '@lib/contracts';
+import { GatewayConfig } from '@lib/config';
+import { BlobStore } from './blob-store';
+import { RedisKeys } from './redis-keys';
+import { createRedis } from './redis-connection';
+import { REDIS } from './queue.tokens';
+
+/** Every provider queue by name, for code that picks the queue at run time. */
+@Injectable()
+export class QueueRegistry implements OnModuleInit {
+  private readonly queues = new Map<QueueName, Queue>();
+
+  constructor(private readonly moduleRef: ModuleRef) {}
+
+  /** The queue providers are factories: they exist once the module has initialised. */
+  onModuleInit(): void {
+    for (const name of ALL_QUEUES) {
+      this.queues.set(name, this.moduleRef.get<Queue>(getQueueToken(name), { strict: false }));
+    }
+  }
+
+  get(name: QueueName): Queue {
+    const queue = this.queues.get(name);
+    if (!queue) throw new Error(`queue ${name} is not registered`);
+    return queue;
+  }
+}
+
+/** Closes the shared client after the queues that use it are closed. */
+@Injectable()
+class RedisCloser implements OnApplicationShutdown {
+  constructor(@Inject(REDIS) private readonly redis: IORedis) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+}
+
+function sharedProviders(config: GatewayConfig, redis: IORedis): Provider[] {
+  const keys = new RedisKeys(config.queuePrefix);
+  return [
+    { provide: REDIS, useValue: redis },
+    { provide: RedisKeys, useValue: keys },
+    { provide: BlobStore, useValue: new BlobStore(redis, keys, config.jobRetentionSeconds) },
+    RedisCloser,
+  ];
+}
+
+/**
+ * Producer side of the queues for the API: one shared ioredis client for every queue, blob
+ * and publish (ioredis pipelines commands, so one connection carries thousands of requests).
+ */
+@Global()
+@Module({})
+export class QueueModule {
+  static forProducer(config: GatewayConfig): DynamicModule {
+    const redis = createRedis(config.redisUrl, 'api');
+    return {
+      module: QueueModule,
+      imports: [
+        BullModule.forRoot({ connection: redis, prefix: config.queuePrefix }),
+        BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+      ],
+      providers: [...sharedProviders(config, redis), QueueRegistry],
+      exports: [REDIS, RedisKeys, BlobStore, QueueRegistry, BullModule],
+    };
+  }
+
+  /** Worker side: BullMQ Workers open their own connections; this one reads blobs and publishes. */
+  static forWorker(config: GatewayConfig): DynamicModule {
+    const redis = createRedis(config.redisUrl, 'worker', { maxRetriesPerRequest: null });
+    return {
+      module: QueueModule,
+      providers: sharedProviders(config, redis),
+      exports: [REDIS, RedisKeys, BlobStore],
+    };
+  }
+}

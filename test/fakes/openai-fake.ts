@@ -1,0 +1,1058 @@
+/**
+ * A small, dependency-free fake of the OpenAI HTTP API (built on `node:http` only).
+ *
+ * The real `openai` SDK (v6) can talk to it:
+ *   const fake = await OpenAIFake.start();
+ *   const client = new OpenAI({ baseURL: fake.baseUrl, apiKey: 'x', maxRetries: 0 });
+ *
+ * Endpoints: POST /v1/chat/completions, POST /v1/embeddings, POST /v1/audio/transcriptions,
+ * GET /v1/models (and /v1/models/:id). Anything else -> 404 with an OpenAI error body.
+ *
+ * It is also used by the benchmark, so the per-request path is kept cheap: no logging, no timers
+ * unless latency is configured, and file uploads are streamed through a hash rather than buffered.
+ *
+ * Run directly (`node dist/test/fakes/openai-fake.js --port 8089 --latency 20 --no-record`) it prints
+ * `OPENAI_FAKE_URL=<baseUrl>` and runs until SIGTERM/SIGINT.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { endianness } from 'node:os';
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string, e.g. '/v1/chat/completions'. */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /**
+   * Parsed JSON for JSON bodies (the raw string if it was not valid JSON, undefined if empty);
+   * for multipart bodies a {@link MultipartBody}.
+   */
+  body: unknown;
+}
+
+export interface RecordedFile {
+  field: string;
+  filename: string;
+  contentType: string;
+  size: number;
+  sha256: string;
+}
+
+export interface MultipartBody {
+  fields: Record<string, string>;
+  files: RecordedFile[];
+}
+
+export interface InjectedResponse {
+  status: number;
+  headers?: Record<string, string>;
+  /**
+   * JSON-encoded before sending. Exceptions: a Buffer is sent raw, and a string is sent raw when
+   * `headers` sets a non-JSON content-type. When omitted, a default OpenAI error body is used for
+   * status >= 400 (429 -> rate_limit_exceeded, 5xx -> server_error, other 4xx ->
+   * invalid_request_error) and `{}` otherwise.
+   */
+  body?: unknown;
+}
+
+export interface OpenAIFakeOptions {
+  /** Default 0 = random free port. */
+  port?: number;
+  /** Default 0. Fixed latency added before every response. */
+  latencyMs?: number;
+  /** Default true; when false, `requests` stays empty (benchmarks). Counting still works. */
+  record?: boolean;
+}
+
+interface OutgoingResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer | string;
+}
+
+interface InjectionEntry {
+  response: InjectedResponse;
+  remaining: number;
+  suffix: string;
+}
+
+interface Waiter {
+  n: number;
+  suffix: string;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+type Json = Record<string, unknown>;
+
+const JSON_CT = 'application/json';
+const LITTLE_ENDIAN = endianness() === 'LE';
+const DEFAULT_WAIT_TIMEOUT_MS = 5000;
+
+/** Thrown by request handlers to produce an OpenAI-shaped error response. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+    readonly type: string = 'invalid_request_error',
+  ) {
+    super(message);
+  }
+}
+
+function errorBody(message: string, type: string, param: string | null, code: string | null): Json {
+  return { error: { message, type, param, code } };
+}
+
+function jsonResponse(status: number, body: unknown): OutgoingResponse {
+  return { status, headers: { 'content-type': JSON_CT }, body: JSON.stringify(body) };
+}
+
+function apiErrorResponse(err: ApiError): OutgoingResponse {
+  return jsonResponse(err.status, errorBody(err.message, err.type, err.param, err.code));
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function requireJsonObject(body: unknown, jsonError: boolean): Json {
+  if (jsonError || !isObject(body)) {
+    throw new ApiError(
+      400,
+      "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+    );
+  }
+  return body;
+}
+
+function requireModel(body: Json): string {
+  const model = body.model;
+  if (typeof model !== 'string' || model.length === 0) {
+    throw new ApiError(400, 'you must provide a model parameter');
+  }
+  return model;
+}
+
+function approxTokens(chars: number): number {
+  return Math.ceil(chars / 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// chat.completions
+
+interface ContentInfo {
+  text: string;
+  images: number;
+}
+
+function contentInfo(content: unknown): ContentInfo {
+  if (typeof content === 'string') return { text: content, images: 0 };
+  if (!Array.isArray(content)) return { text: '', images: 0 };
+  const texts: string[] = [];
+  let images = 0;
+  for (const part of content) {
+    if (!isObject(part)) continue;
+    if (part.type === 'text' && typeof part.text === 'string') texts.push(part.text);
+    else if (part.type === 'image_url' || part.type === 'input_image' || part.type === 'image') images++;
+  }
+  return { text: texts.join('\n'), images };
+}
+
+/** Minimal value satisfying a JSON schema (enough for structured-output round trips). */
+export function sampleFromSchema(schema: unknown, root: unknown = schema, depth = 0): unknown {
+  if (!isObject(schema) || depth > 16) return null;
+  if (typeof schema.$ref === 'string') {
+    const target = resolveRef(root, schema.$ref);
+    return target === undefined ? null : sampleFromSchema(target, root, depth + 1);
+  }
+  if ('const' in schema) return schema.const;
+  if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+    const variants = schema[key];
+    if (Array.isArray(variants) && variants.length > 0) {
+      // Prefer a non-null branch so e.g. `string | null` yields 'text'.
+      const pick = variants.find((v) => !(isObject(v) && v.type === 'null')) ?? variants[0];
+      if (key !== 'allOf' || variants.length === 1) return sampleFromSchema(pick, root, depth + 1);
+      // allOf: merge object samples.
+      const merged: Json = {};
+      for (const v of variants) {
+        const s = sampleFromSchema(v, root, depth + 1);
+        if (isObject(s)) Object.assign(merged, s);
+      }
+      return merged;
+    }
+  }
+  let type = schema.type;
+  if (Array.isArray(type)) type = type.find((t) => t !== 'null') ?? type[0];
+  if (type === undefined) {
+    if (isObject(schema.properties)) type = 'object';
+    else if (schema.items !== undefined) type = 'array';
+  }
+  switch (type) {
+    case 'object': {
+      const out: Json = {};
+      if (isObject(schema.properties)) {
+        for (const [k, v] of Object.entries(schema.properties)) out[k] = sampleFromSchema(v, root, depth + 1);
+      }
+      return out;
+    }
+    case 'array': {
+      const items = Array.isArray(schema.items) ? schema.items[0] : schema.items;
+      return [sampleFromSchema(items ?? { type: 'string' }, root, depth + 1)];
+    }
+    case 'string':
+      return 'text';
+    case 'number':
+    case 'integer':
+      return 1;
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
+    default:
+      return null;
+  }
+}
+
+function resolveRef(root: unknown, ref: string): unknown {
+  if (!ref.startsWith('#')) return undefined;
+  let cur: unknown = root;
+  for (const raw of ref.slice(1).split('/')) {
+    if (raw === '') continue;
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (!isObject(cur)) return undefined;
+    cur = cur[key];
+  }
+  return cur;
+}
+
+function chatCompletion(body: Json, id: string): OutgoingResponse {
+  const model = requireModel(body);
+  if (body.stream === true) {
+    throw new ApiError(400, 'Streaming is not supported by the OpenAI fake.', 'stream');
+  }
+  const messages = body.messages;
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new ApiError(400, "Invalid 'messages': expected a non-empty array of messages.", 'messages');
+  }
+  let promptChars = 0;
+  let lastUser: ContentInfo | undefined;
+  for (const m of messages) {
+    if (!isObject(m)) {
+      throw new ApiError(400, "Invalid 'messages': each message must be an object.", 'messages');
+    }
+    const info = contentInfo(m.content);
+    promptChars += info.text.length;
+    if (m.role === 'user') lastUser = info;
+  }
+
+  let content: string;
+  const rf = body.response_format;
+  if (isObject(rf) && rf.type === 'json_schema') {
+    const js = rf.json_schema;
+    const schema = isObject(js) ? js.schema : undefined;
+    content = JSON.stringify(sampleFromSchema(schema ?? { type: 'object' }));
+  } else {
+    const text = lastUser?.text ?? '';
+    content = 'echo: ' + text + (lastUser && lastUser.images > 0 ? ` [images: ${lastUser.images}]` : '');
+  }
+
+  const maxTokens =
+    typeof body.max_completion_tokens === 'number'
+      ? body.max_completion_tokens
+      : typeof body.max_tokens === 'number'
+        ? body.max_tokens
+        : undefined;
+  const finishReason = maxTokens !== undefined && maxTokens < 5 ? 'length' : 'stop';
+
+  const n = typeof body.n === 'number' && body.n >= 1 ? Math.min(Math.floor(body.n), 128) : 1;
+  const choices = [];
+  for (let i = 0; i < n; i++) {
+    choices.push({
+      index: i,
+      message: { role: 'assistant', content, refusal: null, annotations: [] },
+      finish_reason: finishReason,
+      logprobs: null,
+    });
+  }
+  const promptTokens = approxTokens(promptChars);
+  const completionTokens = approxTokens(content.length) * n;
+  return jsonResponse(200, {
+    id,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices,
+    usage: {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+    },
+    service_tier: 'default',
+    system_fingerprint: null,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// embeddings
+
+/** FNV-1a 32-bit over a string's UTF-16 code units. */
+function fnv1a(s: string, h = 0x811c9dc5): number {
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** Deterministic unit-length vector (values in [-1, 1]) seeded from model + input. */
+export function fakeEmbedding(model: string, input: string, dims: number): Float32Array {
+  let state = fnv1a(input, fnv1a(model + '\u0000')) || 1;
+  const out = new Float32Array(dims);
+  let norm = 0;
+  for (let i = 0; i < dims; i++) {
+    // mulberry32
+    state = (state + 0x6d2b79f5) | 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    const v = r * 2 - 1;
+    out[i] = v;
+    norm += v * v;
+  }
+  if (norm > 0) {
+    const inv = 1 / Math.sqrt(norm);
+    for (let i = 0; i < dims; i++) out[i] = out[i] * inv;
+  }
+  return out;
+}
+
+function float32ToBase64(v: Float32Array): string {
+  if (LITTLE_ENDIAN) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+  const buf = Buffer.allocUnsafe(v.length * 4);
+  for (let i = 0; i < v.length; i++) buf.writeFloatLE(v[i], i * 4);
+  return buf.toString('base64');
+}
+
+function embeddingInputs(input: unknown): string[] {
+  const invalid = () => new ApiError(400, "'$.input' is invalid. Please check the API reference.", 'input');
+  if (typeof input === 'string') {
+    if (input.length === 0) throw invalid();
+    return [input];
+  }
+  if (!Array.isArray(input) || input.length === 0) throw invalid();
+  // A single array of token ids.
+  if (input.every((x) => typeof x === 'number')) return [JSON.stringify(input)];
+  return input.map((x) => {
+    if (typeof x === 'string' && x.length > 0) return x;
+    if (Array.isArray(x) && x.length > 0 && x.every((t) => typeof t === 'number')) return JSON.stringify(x);
+    throw invalid();
+  });
+}
+
+function embeddings(body: Json): OutgoingResponse {
+  const model = requireModel(body);
+  const inputs = embeddingInputs(body.input);
+  let dims: number;
+  if (body.dimensions !== undefined && body.dimensions !== null) {
+    const d = body.dimensions;
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 16384) {
+      throw new ApiError(400, "Invalid 'dimensions': must be a positive integer.", 'dimensions');
+    }
+    dims = d;
+  } else {
+    dims = model.includes('large') ? 3072 : 1536;
+  }
+  const fmt = body.encoding_format ?? 'float';
+  if (fmt !== 'float' && fmt !== 'base64') {
+    throw new ApiError(400, "Invalid 'encoding_format': expected 'float' or 'base64'.", 'encoding_format');
+  }
+  let chars = 0;
+  const data = inputs.map((text, index) => {
+    chars += text.length;
+    const vec = fakeEmbedding(model, text, dims);
+    return { object: 'embedding', index, embedding: fmt === 'base64' ? float32ToBase64(vec) : Array.from(vec) };
+  });
+  const tokens = approxTokens(chars);
+  return jsonResponse(200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+}
+
+// ---------------------------------------------------------------------------------------------
+// audio.transcriptions
+
+function transcription(body: MultipartBody | undefined, parseError: string | undefined): OutgoingResponse {
+  if (parseError !== undefined || body === undefined) {
+    throw new ApiError(400, parseError ?? 'Expected a multipart/form-data request body.');
+  }
+  const { fields, files } = body;
+  const file = files.find((f) => f.field === 'file');
+  if (!file) throw new ApiError(400, "Missing required parameter: 'file'.", 'file');
+  if (!fields.model) throw new ApiError(400, "Missing required parameter: 'model'.", 'model');
+  if (fields.stream === 'true') {
+    throw new ApiError(400, 'Streaming is not supported by the OpenAI fake.', 'stream');
+  }
+  const format = fields.response_format || 'json';
+  const text = `transcript of ${file.filename} (${file.size} bytes)`;
+  const duration = file.size / 16000;
+  switch (format) {
+    case 'json':
+      return jsonResponse(200, {
+        text,
+        usage: { type: 'tokens', input_tokens: 10, output_tokens: 5, total_tokens: 15 },
+      });
+    case 'verbose_json':
+      return jsonResponse(200, {
+        task: 'transcribe',
+        language: fields.language || 'english',
+        duration,
+        text,
+        segments: [
+          {
+            id: 0,
+            seek: 0,
+            start: 0,
+            end: duration,
+            text,
+            tokens: [],
+            temperature: 0,
+            avg_logprob: -0.1,
+            compression_ratio: 1,
+            no_speech_prob: 0,
+          },
+        ],
+        usage: { type: 'duration', seconds: Math.ceil(duration) },
+      });
+    case 'text':
+      return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: text };
+    case 'srt':
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        body: `1\n00:00:00,000 --> ${timestamp(duration, ',')}\n${text}\n\n`,
+      };
+    case 'vtt':
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+        body: `WEBVTT\n\n00:00:00.000 --> ${timestamp(duration, '.')}\n${text}\n\n`,
+      };
+    default:
+      throw new ApiError(
+        400,
+        `Invalid 'response_format': expected one of json, text, srt, verbose_json, vtt.`,
+        'response_format',
+      );
+  }
+}
+
+function timestamp(seconds: number, sep: string): string {
+  const ms = Math.round(seconds * 1000);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(Math.floor(ms / 3600000))}:${p(Math.floor(ms / 60000) % 60)}:${p(Math.floor(ms / 1000) % 60)}${sep}${p(ms % 1000, 3)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// models
+
+const MODEL_IDS = ['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small', 'text-embedding-3-large', 'whisper-1'];
+
+function modelObject(id: string): Json {
+  return { id, object: 'model', created: 1700000000, owned_by: 'openai-fake' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// multipart/form-data (streaming)
+
+const CRLF = Buffer.from('\r\n');
+const HEADER_END = Buffer.from('\r\n\r\n');
+const MAX_PART_HEADER_BYTES = 16 * 1024;
+const MAX_FIELD_BYTES = 1024 * 1024;
+
+function multipartBoundary(contentType: string): string | undefined {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+function dispositionParam(disposition: string, name: string): string | undefined {
+  const re = new RegExp(`(?:^|;)\\s*${name}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^;]*))`, 'i');
+  const m = re.exec(disposition);
+  if (!m) return undefined;
+  if (m[1] !== undefined) {
+    // undici/browsers percent-escape these three characters in quoted names.
+    return m[1].replace(/\\(.)/g, '$1').replace(/%22/g, '"').replace(/%0D/gi, '\r').replace(/%0A/gi, '\n');
+  }
+  return m[2].trim();
+}
+
+/**
+ * Incremental multipart/form-data parser. Text fields are buffered (small); file parts are
+ * streamed into a sha256 hash so arbitrarily large uploads use constant memory.
+ */
+class MultipartParser {
+  readonly result: MultipartBody = { fields: {}, files: [] };
+  private readonly delimiter: Buffer;
+  // Start with a virtual CRLF so the first "--boundary" matches "\r\n--boundary".
+  private buf: Buffer = CRLF;
+  private state: 'preamble' | 'afterDelimiter' | 'headers' | 'body' | 'done' = 'preamble';
+  private part:
+    | { kind: 'field'; name: string; chunks: Buffer[]; size: number }
+    | { kind: 'file'; file: RecordedFile; hash: Hash }
+    | undefined;
+
+  constructor(boundary: string) {
+    this.delimiter = Buffer.from('\r\n--' + boundary);
+  }
+
+  write(chunk: Buffer): void {
+    if (this.state === 'done') return;
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    // step() returns false once it needs more input or the closing boundary was seen.
+    while (this.step()) {
+      /* keep consuming */
+    }
+  }
+
+  end(): void {
+    if (this.state !== 'done') throw new Error('Malformed multipart body: missing closing boundary.');
+  }
+
+  /** Returns true if it consumed something and should be called again. */
+  private step(): boolean {
+    const buf = this.buf;
+    switch (this.state) {
+      case 'preamble': {
+        const idx = buf.indexOf(this.delimiter);
+        if (idx < 0) {
+          this.keepTail();
+          return false;
+        }
+        this.buf = buf.subarray(idx + this.delimiter.length);
+        this.state = 'afterDelimiter';
+        return true;
+      }
+      case 'afterDelimiter': {
+        if (buf.length < 2) return false;
+        if (buf[0] === 0x2d && buf[1] === 0x2d) {
+          this.state = 'done';
+          this.buf = Buffer.alloc(0);
+          return false;
+        }
+        // Skip optional transport padding, then CRLF.
+        const eol = buf.indexOf(CRLF);
+        if (eol < 0) {
+          if (buf.length > 1024) throw new Error('Malformed multipart body: bad boundary line.');
+          return false;
+        }
+        this.buf = buf.subarray(eol + 2);
+        this.state = 'headers';
+        return true;
+      }
+      case 'headers': {
+        // A part with no headers starts directly with CRLF.
+        let headerText: string;
+        if (buf.length >= 2 && buf[0] === 0x0d && buf[1] === 0x0a) {
+          headerText = '';
+          this.buf = buf.subarray(2);
+        } else {
+          const idx = buf.indexOf(HEADER_END);
+          if (idx < 0) {
+            if (buf.length > MAX_PART_HEADER_BYTES) throw new Error('Malformed multipart body: part headers too large.');
+            return false;
+          }
+          headerText = buf.subarray(0, idx).toString('utf8');
+          this.buf = buf.subarray(idx + 4);
+        }
+        this.startPart(headerText);
+        this.state = 'body';
+        return true;
+      }
+      case 'body': {
+        const idx = buf.indexOf(this.delimiter);
+        if (idx < 0) {
+          const safe = buf.length - (this.delimiter.length - 1);
+          if (safe > 0) {
+            this.partData(buf.subarray(0, safe));
+            this.buf = buf.subarray(safe);
+          }
+          return false;
+        }
+        if (idx > 0) this.partData(buf.subarray(0, idx));
+        this.finishPart();
+        this.buf = buf.subarray(idx + this.delimiter.length);
+        this.state = 'afterDelimiter';
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private keepTail(): void {
+    const keep = this.delimiter.length - 1;
+    if (this.buf.length > keep) this.buf = this.buf.subarray(this.buf.length - keep);
+  }
+
+  private startPart(headerText: string): void {
+    let disposition = '';
+    let contentType = 'application/octet-stream';
+    for (const line of headerText.split('\r\n')) {
+      const colon = line.indexOf(':');
+      if (colon < 0) continue;
+      const key = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (key === 'content-disposition') disposition = value;
+      else if (key === 'content-type') contentType = value;
+    }
+    const name = dispositionParam(disposition, 'name') ?? '';
+    const filename = dispositionParam(disposition, 'filename');
+    if (filename !== undefined) {
+      this.part = {
+        kind: 'file',
+        file: { field: name, filename, contentType, size: 0, sha256: '' },
+        hash: createHash('sha256'),
+      };
+    } else {
+      this.part = { kind: 'field', name, chunks: [], size: 0 };
+    }
+  }
+
+  private partData(data: Buffer): void {
+    const part = this.part;
+    if (!part) return;
+    if (part.kind === 'file') {
+      part.file.size += data.length;
+      part.hash.update(data);
+    } else {
+      part.size += data.length;
+      if (part.size > MAX_FIELD_BYTES) throw new Error(`Multipart field '${part.name}' is too large.`);
+      // Copy: `data` may be a view over a buffer we keep reusing.
+      part.chunks.push(Buffer.from(data));
+    }
+  }
+
+  private finishPart(): void {
+    const part = this.part;
+    this.part = undefined;
+    if (!part) return;
+    if (part.kind === 'file') {
+      part.file.sha256 = part.hash.digest('hex');
+      this.result.files.push(part.file);
+    } else {
+      this.result.fields[part.name] = Buffer.concat(part.chunks).toString('utf8');
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the fake
+
+export class OpenAIFake {
+  readonly port: number;
+  readonly baseUrl: string;
+  readonly requests: RecordedRequest[] = [];
+
+  private readonly initialLatency: number;
+  private latency: number;
+  private readonly record: boolean;
+  private readonly counts = new Map<string, number>();
+  private injections: InjectionEntry[] = [];
+  private readonly hangSuffixes = new Set<string>();
+  private hung: Array<() => void> = [];
+  private waiters: Waiter[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private seq = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly server: http.Server,
+    port: number,
+    opts: OpenAIFakeOptions,
+  ) {
+    this.port = port;
+    this.baseUrl = `http://127.0.0.1:${port}/v1`;
+    this.initialLatency = Math.max(0, opts.latencyMs ?? 0);
+    this.latency = this.initialLatency;
+    this.record = opts.record ?? true;
+  }
+
+  static start(opts: OpenAIFakeOptions = {}): Promise<OpenAIFake> {
+    let fake: OpenAIFake | undefined;
+    const server = http.createServer((req, res) => fake!.onRequest(req, res));
+    server.keepAliveTimeout = 30_000;
+    const sockets: Socket[] = [];
+    server.on('connection', (socket: Socket) => {
+      if (fake) fake.trackSocket(socket);
+      else sockets.push(socket);
+    });
+    return new Promise<OpenAIFake>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, '127.0.0.1', () => {
+        server.off('error', reject);
+        const { port } = server.address() as AddressInfo;
+        fake = new OpenAIFake(server, port, opts);
+        for (const s of sockets) fake.trackSocket(s);
+        resolve(fake);
+      });
+    });
+  }
+
+  setLatency(ms: number): void {
+    this.latency = Math.max(0, ms);
+  }
+
+  failNext(response: InjectedResponse, times = 1, pathSuffix?: string): void {
+    if (times <= 0) return;
+    this.injections.push({ response, remaining: times, suffix: pathSuffix ?? '' });
+  }
+
+  hang(pathSuffix?: string): void {
+    this.hangSuffixes.add(pathSuffix ?? '');
+  }
+
+  release(): void {
+    this.hangSuffixes.clear();
+    const hung = this.hung;
+    this.hung = [];
+    for (const send of hung) send();
+  }
+
+  waitForRequests(n: number, pathSuffix?: string, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS): Promise<void> {
+    const suffix = pathSuffix ?? '';
+    if (this.count(suffix) >= n) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('OpenAIFake is closed'));
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        n,
+        suffix,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          reject(
+            new Error(
+              `OpenAIFake: timed out after ${timeoutMs}ms waiting for ${n} request(s)` +
+                (suffix ? ` ending with '${suffix}'` : '') +
+                `; got ${this.count(suffix)}`,
+            ),
+          );
+        }, timeoutMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  count(pathSuffix?: string): number {
+    const suffix = pathSuffix ?? '';
+    let total = 0;
+    for (const [path, c] of this.counts) if (path.endsWith(suffix)) total += c;
+    return total;
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+    this.counts.clear();
+    this.injections = [];
+    this.latency = this.initialLatency;
+    // Un-hang anything currently held so it gets its normal answer.
+    this.release();
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.hung = [];
+    this.hangSuffixes.clear();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) {
+      clearTimeout(w.timer);
+      w.reject(new Error('OpenAIFake closed while waiting for requests'));
+    }
+    this.closing = new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+      for (const s of this.sockets) s.destroy();
+      this.sockets.clear();
+    });
+    return this.closing;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private trackSocket(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q >= 0 ? url.slice(0, q) : url;
+    const contentType = req.headers['content-type'] ?? '';
+
+    if (/^multipart\/form-data/i.test(contentType)) {
+      const boundary = multipartBoundary(contentType);
+      let parser: MultipartParser | undefined = boundary ? new MultipartParser(boundary) : undefined;
+      let parseError: string | undefined = boundary ? undefined : 'Malformed multipart body: missing boundary.';
+      req.on('data', (chunk: Buffer) => {
+        if (!parser) return;
+        try {
+          parser.write(chunk);
+        } catch (e) {
+          parseError = (e as Error).message;
+          parser = undefined;
+        }
+      });
+      req.on('end', () => {
+        let body: MultipartBody | undefined;
+        if (parser) {
+          try {
+            parser.end();
+            body = parser.result;
+          } catch (e) {
+            parseError = (e as Error).message;
+          }
+        }
+        this.dispatch(req, res, path, body, parseError, true);
+      });
+      return;
+    }
+
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      let body: unknown;
+      let jsonError = false;
+      if (chunks.length > 0) {
+        const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text;
+          jsonError = true;
+        }
+      }
+      this.dispatch(req, res, path, body, jsonError ? 'invalid json' : undefined, false);
+    });
+  }
+
+  private dispatch(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    path: string,
+    body: unknown,
+    parseError: string | undefined,
+    multipart: boolean,
+  ): void {
+    if (this.closed) {
+      res.destroy();
+      return;
+    }
+    const method = req.method ?? 'GET';
+    this.counts.set(path, (this.counts.get(path) ?? 0) + 1);
+    if (this.record) this.requests.push({ method, path, headers: req.headers, body });
+    if (this.waiters.length > 0) this.notifyWaiters();
+
+    const requestId = `req_fake${++this.seq}`;
+    const injected = this.injections.length > 0 ? this.takeInjection(path) : undefined;
+    let out: OutgoingResponse;
+    if (injected) {
+      out = injectedResponse(injected);
+    } else {
+      try {
+        out = this.route(method, path, body, parseError, multipart, requestId);
+      } catch (e) {
+        out =
+          e instanceof ApiError
+            ? apiErrorResponse(e)
+            : jsonResponse(500, errorBody(`OpenAIFake internal error: ${(e as Error).message}`, 'server_error', null, null));
+      }
+    }
+    out.headers['x-request-id'] = requestId;
+
+    if (this.latency > 0) {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.deliver(res, path, out);
+      }, this.latency);
+      this.timers.add(timer);
+    } else {
+      this.deliver(res, path, out);
+    }
+  }
+
+  private deliver(res: http.ServerResponse, path: string, out: OutgoingResponse): void {
+    if (this.hangSuffixes.size > 0) {
+      for (const s of this.hangSuffixes) {
+        if (path.endsWith(s)) {
+          this.hung.push(() => send(res, out));
+          return;
+        }
+      }
+    }
+    send(res, out);
+  }
+
+  private route(
+    method: string,
+    path: string,
+    body: unknown,
+    parseError: string | undefined,
+    multipart: boolean,
+    requestId: string,
+  ): OutgoingResponse {
+    if (method === 'POST') {
+      switch (path) {
+        case '/v1/chat/completions':
+          return chatCompletion(requireJsonObject(body, multipart || parseError !== undefined), `chatcmpl-${requestId}`);
+        case '/v1/embeddings':
+          return embeddings(requireJsonObject(body, multipart || parseError !== undefined));
+        case '/v1/audio/transcriptions':
+          return transcription(multipart ? (body as MultipartBody | undefined) : undefined, parseError);
+      }
+    } else if (method === 'GET') {
+      if (path === '/v1/models') {
+        return jsonResponse(200, { object: 'list', data: MODEL_IDS.map(modelObject) });
+      }
+      if (path.startsWith('/v1/models/')) {
+        const id = decodeURIComponent(path.slice('/v1/models/'.length));
+        if (MODEL_IDS.includes(id)) return jsonResponse(200, modelObject(id));
+        throw new ApiError(404, `The model '${id}' does not exist`, 'model', 'model_not_found');
+      }
+    }
+    throw new ApiError(404, `Invalid URL (${method} ${path})`);
+  }
+
+  private takeInjection(path: string): InjectedResponse | undefined {
+    for (let i = 0; i < this.injections.length; i++) {
+      const entry = this.injections[i];
+      if (!path.endsWith(entry.suffix)) continue;
+      entry.remaining--;
+      if (entry.remaining <= 0) this.injections.splice(i, 1);
+      return entry.response;
+    }
+    return undefined;
+  }
+
+  private notifyWaiters(): void {
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (this.count(w.suffix) >= w.n) {
+        clearTimeout(w.timer);
+        w.resolve();
+      } else {
+        still.push(w);
+      }
+    }
+    this.waiters = still;
+  }
+}
+
+function injectedResponse(inj: InjectedResponse): OutgoingResponse {
+  const headers: Record<string, string> = {};
+  let userContentType: string | undefined;
+  for (const [k, v] of Object.entries(inj.headers ?? {})) {
+    const key = k.toLowerCase();
+    headers[key] = v;
+    if (key === 'content-type') userContentType = v;
+  }
+  let body: Buffer | string;
+  if (Buffer.isBuffer(inj.body)) {
+    body = inj.body;
+  } else if (typeof inj.body === 'string' && userContentType !== undefined && !userContentType.includes('json')) {
+    body = inj.body;
+  } else {
+    const value = inj.body !== undefined ? inj.body : defaultInjectedBody(inj.status);
+    body = JSON.stringify(value);
+    if (userContentType === undefined) headers['content-type'] = JSON_CT;
+  }
+  return { status: inj.status, headers, body };
+}
+
+function defaultInjectedBody(status: number): unknown {
+  if (status === 429) return errorBody('Rate limit reached', 'requests', null, 'rate_limit_exceeded');
+  if (status >= 500) return errorBody('The server had an error', 'server_error', null, null);
+  if (status >= 400) return errorBody(`Injected error (HTTP ${status})`, 'invalid_request_error', null, null);
+  return {};
+}
+
+function send(res: http.ServerResponse, out: OutgoingResponse): void {
+  if (res.destroyed || res.writableEnded) return;
+  const headers = out.headers;
+  headers['content-length'] = String(typeof out.body === 'string' ? Buffer.byteLength(out.body) : out.body.length);
+  res.writeHead(out.status, headers);
+  res.end(out.body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI: `node openai-fake.js [--port N] [--latency MS] [--no-record]`
+
+function parseCliArgs(argv: string[]): OpenAIFakeOptions {
+  const opts: OpenAIFakeOptions = { port: 0, latencyMs: 0, record: true };
+  const num = (flag: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) {
+      throw new Error(`openai-fake: ${flag} expects a non-negative number, got ${String(v)}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    const value = () => (inline !== undefined ? inline : argv[++i]);
+    switch (flag) {
+      case '--port':
+        opts.port = num(flag, value());
+        break;
+      case '--latency':
+        opts.latencyMs = num(flag, value());
+        break;
+      case '--no-record':
+        opts.record = false;
+        break;
+      default:
+        throw new Error(`openai-fake: unknown argument ${arg}`);
+    }
+  }
+  return opts;
+}
+
+if (require.main === module) {
+  let opts: OpenAIFakeOptions;
+  try {
+    opts = parseCliArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  OpenAIFake.start(opts).then(
+    (fake) => {
+      process.stdout.write(`OPENAI_FAKE_URL=${fake.baseUrl}\n`);
+      const stop = () => {
+        void fake.close().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    },
+    (err: Error) => {
+      process.stderr.write(`openai-fake: failed to start: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
