@@ -128,5 +128,6 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     }
     this.subscriber?.disconnect();
     for (const connection of this.connections) connection.disconnect();
+    this.logger.log('stopped: every job finished or handed back');
   }
 }
