@@ -1,5 +1,4 @@
-import { OpenAIFake } from '../fakes/openai-fake';
-import { GatewayHarness } from '../support/gateway-harness';
+import { useOpenAIGateway } from '../support/gateway-harness';
 import { spawnApp, Spawned } from '../support/spawned';
 
 /**
@@ -7,28 +6,19 @@ import { spawnApp, Spawned } from '../support/spawned';
  * errors, a worker that starts after the request was accepted, and SIGTERM.
  */
 describe('processes', () => {
-  let fake: OpenAIFake;
-  let gw: GatewayHarness;
+  // No worker in this process: jobs run only in the spawned ones.
+  const t = useOpenAIGateway({}, { worker: false });
   const spawned: Spawned[] = [];
+  afterAll(() => {
+    for (const p of spawned) p.child.kill('SIGKILL');
+  });
   const chat = (prompt: string) => ({ provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: [prompt] } });
 
   const worker = (extra: Record<string, string> = {}): Spawned => {
-    const p = spawnApp('worker', gw.env({ OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: fake.baseUrl, LOG_LEVEL: 'log', ...extra }));
+    const p = spawnApp('worker', t.gw.env({ LOG_LEVEL: 'log', ...extra }));
     spawned.push(p);
     return p;
   };
-
-  beforeAll(async () => {
-    fake = await OpenAIFake.start();
-    gw = new GatewayHarness({ OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: fake.baseUrl });
-    await gw.startApi(); // no worker in this process: jobs run only in the spawned ones
-  });
-  afterAll(async () => {
-    for (const p of spawned) p.child.kill('SIGKILL');
-    await gw.close();
-    await fake.close();
-  });
-  beforeEach(() => fake.reset());
 
   /** Nest re-raises the signal after its shutdown hooks, so a clean stop ends "by SIGTERM". */
   const stoppedCleanly = async (p: Spawned): Promise<void> => {
@@ -36,11 +26,11 @@ describe('processes', () => {
   };
 
   it('a worker started after the request was accepted still completes it, and stops cleanly on SIGTERM', async () => {
-    const res = await gw.infer(chat('accepted first'), { prefer: 'respond-async' });
+    const res = await t.gw.infer(chat('accepted first'), { prefer: 'respond-async' });
     expect(res.status).toBe(202);
     const w = worker();
     await w.waitFor('serving openai');
-    const view = await gw.pollJob(res.body.job_id, (v) => v.status === 'COMPLETED');
+    const view = await t.gw.pollJob(res.body.job_id, (v) => v.status === 'COMPLETED');
     expect(view.result.data.text).toBe('echo: accepted first');
     w.child.kill('SIGTERM');
     await stoppedCleanly(w);
@@ -50,12 +40,12 @@ describe('processes', () => {
   it('SIGTERM lets a running job finish within the grace period, then the worker stops', async () => {
     const w = worker({ WORKER_SHUTDOWN_GRACE_MS: '10000' });
     await w.waitFor('serving openai');
-    fake.setLatency(1500);
-    const res = await gw.infer(chat('finish me'), { prefer: 'respond-async' });
-    await fake.waitForRequests(1, '/chat/completions');
+    t.fake.setLatency(1500);
+    const res = await t.gw.infer(chat('finish me'), { prefer: 'respond-async' });
+    await t.fake.waitForRequests(1, '/chat/completions');
     w.child.kill('SIGTERM');
     await stoppedCleanly(w);
-    const view = await gw.pollJob(res.body.job_id, (v) => v.status !== 'IN_PROGRESS' && v.status !== 'PENDING', 2000);
+    const view = await t.gw.pollJob(res.body.job_id, (v) => v.status !== 'IN_PROGRESS' && v.status !== 'PENDING', 2000);
     expect(view.status).toBe('COMPLETED');
     expect(view.attempts).toBe(1);
   });
@@ -63,20 +53,20 @@ describe('processes', () => {
   it('past the grace period a running job is handed back, uncharged, and the next worker completes it', async () => {
     const first = worker({ WORKER_SHUTDOWN_GRACE_MS: '300' });
     await first.waitFor('serving openai');
-    fake.hang('/chat/completions');
-    const res = await gw.infer(chat('hand me back'), { prefer: 'respond-async' });
-    await fake.waitForRequests(1, '/chat/completions');
+    t.fake.hang('/chat/completions');
+    const res = await t.gw.infer(chat('hand me back'), { prefer: 'respond-async' });
+    await t.fake.waitForRequests(1, '/chat/completions');
     first.child.kill('SIGTERM');
     await stoppedCleanly(first);
     expect(first.output()).toContain('handing running jobs back');
-    const waiting = await gw.request('GET', `/v1/inference/jobs/${res.body.job_id}`);
+    const waiting = await t.gw.request('GET', `/v1/inference/jobs/${res.body.job_id}`);
     expect(waiting.body.status).toBe('PENDING');
-    fake.release();
-    fake.reset();
+    t.fake.release();
+    t.fake.reset();
     const second = worker();
-    const view = await gw.pollJob(res.body.job_id, (v) => v.status === 'COMPLETED');
+    const view = await t.gw.pollJob(res.body.job_id, (v) => v.status === 'COMPLETED');
     expect(view.result.data.text).toBe('echo: hand me back');
-    expect(fake.count('/chat/completions')).toBe(1);
+    expect(t.fake.count('/chat/completions')).toBe(1);
     second.child.kill('SIGTERM');
     await stoppedCleanly(second);
   });
@@ -103,13 +93,13 @@ describe('processes', () => {
   });
 
   it('a worker refuses to serve a queue it has no provider for', async () => {
-    const p = spawnApp('worker', gw.env({ WORKER_QUEUES: 'anthropic', OPENAI_API_KEY: 'k' }));
+    const p = spawnApp('worker', t.gw.env({ WORKER_QUEUES: 'anthropic', OPENAI_API_KEY: 'k' }));
     expect(await p.exited).toBe(1);
     expect(p.output()).toContain('WORKER_QUEUES names anthropic, which this worker cannot serve');
   });
 
   it('without API_KEYS the API binds to loopback only and says why', async () => {
-    const api = spawnApp('api', gw.env({ PORT: '0', LOG_LEVEL: 'log' }));
+    const api = spawnApp('api', t.gw.env({ PORT: '0', LOG_LEVEL: 'log' }));
     spawned.push(api);
     await api.waitFor('listening on');
     expect(api.output()).toContain('API_KEYS is empty');

@@ -1,25 +1,13 @@
-import { OpenAIFake } from '../fakes/openai-fake';
-import { GatewayHarness } from '../support/gateway-harness';
+import { useOpenAIGateway } from '../support/gateway-harness';
 
 /** Every class of bad input: a clear error in the spec's shapes, and nothing enqueued. */
 describe('POST /v1/inference: validation, errors and auth', () => {
-  let fake: OpenAIFake;
-  let gw: GatewayHarness;
   const auth = { authorization: 'Bearer key-one' };
   const chat = { provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: ['hi'] } };
+  // No worker: a request that passed validation would wait, so every case below is async-safe.
+  const t = useOpenAIGateway({ API_KEYS: 'key-one, key-two', API_MAX_BODY_BYTES: '200000' }, { worker: false });
 
-  beforeAll(async () => {
-    fake = await OpenAIFake.start();
-    gw = new GatewayHarness({ OPENAI_API_KEY: 'sk-x', OPENAI_BASE_URL: fake.baseUrl, API_KEYS: 'key-one, key-two', API_MAX_BODY_BYTES: '200000' });
-    await gw.startApi();
-    // No worker: a request that passed validation would wait, so every case below is async-safe.
-  });
-  afterAll(async () => {
-    await gw.close();
-    await fake.close();
-  });
-
-  const invalid = (body: unknown, headers: Record<string, string> = {}) => gw.infer(body, { ...auth, 'prefer': 'respond-async', ...headers });
+  const invalid = (body: unknown, headers: Record<string, string> = {}) => t.gw.infer(body, { ...auth, 'prefer': 'respond-async', ...headers });
 
   it.each([
     ['inputs missing', { provider: 'openai', model: 'm' }, ['body', 'inputs'], 'missing'],
@@ -48,10 +36,10 @@ describe('POST /v1/inference: validation, errors and auth', () => {
   });
 
   it('422 json_invalid for a body that is not JSON, and for a non-JSON content type', async () => {
-    const broken = await gw.request('POST', '/v1/inference', '{"provider": ', { ...auth, 'content-type': 'application/json' });
+    const broken = await t.gw.request('POST', '/v1/inference', '{"provider": ', { ...auth, 'content-type': 'application/json' });
     expect(broken.status).toBe(422);
     expect(broken.body.detail[0]).toMatchObject({ loc: ['body'], type: 'json_invalid' });
-    const text = await gw.request('POST', '/v1/inference', 'hello', { ...auth, 'content-type': 'text/plain' });
+    const text = await t.gw.request('POST', '/v1/inference', 'hello', { ...auth, 'content-type': 'text/plain' });
     expect(text.status).toBe(422);
     expect(text.body.detail[0].loc).toEqual(['body']);
   });
@@ -102,37 +90,37 @@ describe('POST /v1/inference: validation, errors and auth', () => {
   });
 
   it('nothing was enqueued by any of the refused requests', async () => {
-    const counts = await gw.api!.get((await import('@lib/queue')).QueueRegistry).get('openai' as any).getJobCounts();
+    const counts = await t.gw.api!.get((await import('@lib/queue')).QueueRegistry).get('openai' as any).getJobCounts();
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(0);
   });
 
   it('401 without a key, with a wrong key; both accepted keys work; /health needs none', async () => {
-    const none = await gw.infer(chat, { prefer: 'respond-async' });
+    const none = await t.gw.infer(chat, { prefer: 'respond-async' });
     expect(none.status).toBe(401);
     expect(none.body).toMatchObject({ success: false, status: 401, error: { type: 'UnauthorizedError', code: 'missing_api_key' } });
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
-    const wrong = await gw.infer(chat, { authorization: 'Bearer key-three', prefer: 'respond-async' });
+    const wrong = await t.gw.infer(chat, { authorization: 'Bearer key-three', prefer: 'respond-async' });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error.code).toBe('invalid_api_key');
     for (const key of ['key-one', 'key-two']) {
-      const ok = await gw.infer(chat, { authorization: `Bearer ${key}`, prefer: 'respond-async' });
+      const ok = await t.gw.infer(chat, { authorization: `Bearer ${key}`, prefer: 'respond-async' });
       expect(ok.status).toBe(202);
     }
-    const jobs = await gw.request('GET', '/v1/inference/jobs/openai-x');
+    const jobs = await t.gw.request('GET', '/v1/inference/jobs/openai-x');
     expect(jobs.status).toBe(401);
-    const health = await gw.request('GET', '/health');
+    const health = await t.gw.request('GET', '/health');
     expect(health.status).toBe(200);
     expect(health.body).toEqual({ status: 'ok', redis: 'up' });
   });
 
   it('unknown routes and unknown jobs are 404 in the envelope', async () => {
-    const route = await gw.request('GET', '/v2/nothing', undefined, auth);
+    const route = await t.gw.request('GET', '/v2/nothing', undefined, auth);
     expect(route.status).toBe(404);
     expect(route.body).toMatchObject({ success: false, status: 404, error: { type: 'NotFoundError' } });
-    const job = await gw.request('GET', '/v1/inference/jobs/openai-00000000-0000-0000-0000-000000000000', undefined, auth);
+    const job = await t.gw.request('GET', '/v1/inference/jobs/openai-00000000-0000-0000-0000-000000000000', undefined, auth);
     expect(job.status).toBe(404);
     expect(job.body.error.code).toBe('job_not_found');
-    const badId = await gw.request('GET', '/v1/inference/jobs/nonsense', undefined, auth);
+    const badId = await t.gw.request('GET', '/v1/inference/jobs/nonsense', undefined, auth);
     expect(badId.status).toBe(404);
   });
 });

@@ -4,6 +4,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import IORedis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { GatewayConfig, loadConfig } from '@lib/config';
+import { OpenAIFake, OpenAIFakeOptions } from '../fakes/openai-fake';
 import { createApiApp } from '../../apps/api/src/api.factory';
 import { createWorkerApp } from '../../apps/worker/src/worker.factory';
 
@@ -134,4 +135,27 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * For a describe block: an OpenAI fake and a gateway in front of it (API, and one in-process
+ * worker unless `worker: false`), torn down after the block; the fake is reset before each test.
+ */
+export function useOpenAIGateway(
+  env: Record<string, string> = {},
+  options: { worker?: boolean; fake?: OpenAIFakeOptions } = {},
+): { fake: OpenAIFake; gw: GatewayHarness } {
+  const ctx = {} as { fake: OpenAIFake; gw: GatewayHarness };
+  beforeAll(async () => {
+    ctx.fake = await OpenAIFake.start(options.fake);
+    ctx.gw = new GatewayHarness({ OPENAI_API_KEY: 'sk-test-key', OPENAI_BASE_URL: ctx.fake.baseUrl, ...env });
+    await ctx.gw.startApi();
+    if (options.worker !== false) await ctx.gw.startWorker();
+  });
+  afterAll(async () => {
+    await ctx.gw?.close();
+    await ctx.fake?.close();
+  });
+  beforeEach(() => ctx.fake.reset());
+  return ctx;
 }
