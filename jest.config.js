@@ -20,8 +20,5 @@ module.exports = {
     '^@lib/(contracts|config|queue|providers|media)$': '<rootDir>/libs/$1/src',
   },
   testTimeout: 60000,
-  // Node's built-in fetch (undici) keeps idle keep-alive timers after the apps close, which
-  // holds Jest open for minutes; real processes are checked to exit in processes.e2e-spec.ts.
-  forceExit: true,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };

@@ -39,6 +39,9 @@ export class GatewayHarness {
       RETRY_MAX_DELAY_MS: '2000',
       SYNC_SWEEP_INTERVAL_MS: '500',
       WORKER_SHUTDOWN_GRACE_MS: '2000',
+      // BullMQ's stalled checker can start one last timer of lockDuration/2 while a worker
+      // closes; a short lock keeps that tail (which holds Jest open) to a second.
+      WORKER_LOCK_DURATION_MS: '2000',
       ...env,
     };
   }
