@@ -101,6 +101,13 @@ describe('POST /v1/inference: OpenAI request kinds', () => {
     }
   });
 
+  it('vision: bytes that are not an image are a 400 before any provider call', async () => {
+    const res = await t.gw.infer({ provider: 'openai', model: 'gpt-4o', inputs: { prompts: ['?'], image_base64: Buffer.from('plain text, not a picture').toString('base64') } });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'unsupported_media_type', details: { detected: 'application/octet-stream' } });
+    expect(t.fake.count()).toBe(0);
+  });
+
   it('embedding of text: one vector with its dimensions', async () => {
     const res = await t.gw.infer({ provider: 'openai', model: 'text-embedding-3-large', inputs: { text: 'machine learning' }, parameters: {} });
     expect(res.status).toBe(200);

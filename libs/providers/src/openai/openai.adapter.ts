@@ -57,6 +57,11 @@ export class OpenAIAdapter implements InferenceAdapter {
     for (const name of ['image_url', 'image_base64']) {
       if (inputs[name] == null) continue;
       const image = await ctx.media.bytes(name);
+      if (!image.mime.startsWith('image/')) {
+        throw new GatewayError(ErrorType.BadRequest, `inputs.${name} is not an image (png, jpeg, gif or webp)`, 'unsupported_media_type', {
+          detected: image.mime,
+        });
+      }
       content.push({ type: 'image_url', image_url: { url: `data:${image.mime};base64,${image.data.toString('base64')}` } });
     }
     const messages: ChatCompletionMessageParam[] = [];
