@@ -393,14 +393,15 @@ export class AnthropicFake {
     if (this.record) this.requests.push({ method, path, headers: req.headers, body });
     if (this.waiters.length > 0) this.notifyWaiters();
 
-    const requestId = `req_fake${++this.seq}`;
+    const seq = ++this.seq;
+    const requestId = `req_fake${seq}`;
     const injected = this.injections.length > 0 ? this.takeInjection(path) : undefined;
     let out: OutgoingResponse;
     if (injected) {
       out = injectedResponse(injected);
     } else {
       try {
-        out = this.route(method, path, req.headers, body, invalidJson, requestId);
+        out = this.route(method, path, req.headers, body, invalidJson, `fake${seq}`);
       } catch (e) {
         out =
           e instanceof ApiError
@@ -421,11 +422,11 @@ export class AnthropicFake {
     }
   }
 
-  private route(method: string, path: string, headers: http.IncomingHttpHeaders, body: unknown, invalidJson: boolean, requestId: string): OutgoingResponse {
+  private route(method: string, path: string, headers: http.IncomingHttpHeaders, body: unknown, invalidJson: boolean, id: string): OutgoingResponse {
     if (method !== 'POST' || path !== '/v1/messages') throw new ApiError(404, `Not found: ${method} ${path}`, 'not_found_error');
     checkHeaders(headers);
     if (invalidJson || !isObject(body)) throw new ApiError(400, 'The request body is not valid JSON.');
-    return createMessage(body, requestId);
+    return createMessage(body, id);
   }
 
   private deliver(res: http.ServerResponse, path: string, out: OutgoingResponse): void {

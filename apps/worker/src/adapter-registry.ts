@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Provider, QueueName, queueForProvider } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { InferenceAdapter, OpenAIAdapter } from '@lib/providers';
+import { AnthropicAdapter, InferenceAdapter, OpenAIAdapter } from '@lib/providers';
 
 /** The adapters this worker can run: one per provider whose configuration is present. */
 @Injectable()
@@ -13,6 +13,12 @@ export class AdapterRegistry {
       this.adapters.set(
         Provider.OpenAI,
         new OpenAIAdapter({ apiKey: config.openai.apiKey, baseUrl: config.openai.baseUrl, timeoutMs: config.providerTimeoutMs }),
+      );
+    }
+    if (config.anthropic.apiKey || config.anthropic.baseUrl) {
+      this.adapters.set(
+        Provider.Anthropic,
+        new AnthropicAdapter({ apiKey: config.anthropic.apiKey, baseUrl: config.anthropic.baseUrl, timeoutMs: config.providerTimeoutMs }),
       );
     }
   }

@@ -5,3 +5,5 @@ export * from './task-inputs';
 export * from './structured-output';
 export * from './openai/openai.tasks';
 export * from './openai/openai.adapter';
+export * from './anthropic/anthropic.tasks';
+export * from './anthropic/anthropic.adapter';

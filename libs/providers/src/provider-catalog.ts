@@ -2,6 +2,7 @@ import { ALL_PROVIDERS, ErrorType, GatewayError, isProvider, Provider, queueForP
 import { GatewayConfig } from '@lib/config';
 import { TaskSpec } from './task-inputs';
 import { openaiTaskSpec } from './openai/openai.tasks';
+import { anthropicTaskSpec } from './anthropic/anthropic.tasks';
 
 /**
  * What the API knows about each provider without loading an SDK: whether it is configured,
@@ -30,6 +31,7 @@ const CATALOG: Record<Provider, ProviderEntry> = {
     queue: queueForProvider(Provider.Anthropic),
     configureHint: 'set ANTHROPIC_API_KEY',
     isConfigured: (c) => Boolean(c.anthropic.apiKey || c.anthropic.baseUrl),
+    taskSpec: anthropicTaskSpec,
   },
   [Provider.Google]: {
     provider: Provider.Google,

@@ -5,7 +5,7 @@ export function parseStructuredOutput(provider: string, text: string, finishReas
   try {
     return JSON.parse(text);
   } catch {
-    const why = finishReason === 'length' ? 'it was cut off by max_tokens' : 'it is not valid JSON';
+    const why = finishReason === 'length' || finishReason === 'max_tokens' ? 'it was cut off by max_tokens' : 'it is not valid JSON';
     throw new GatewayError(ErrorType.Internal, `${provider} answered a structured-output request but ${why}`, 'structured_output_invalid', {
       finish_reason: finishReason,
     });

@@ -3,6 +3,7 @@ import type { Base64ImageSource, ContentBlockParam, MessageCreateParamsNonStream
 import { ErrorType, GatewayError, NormalizedRequest, Provider, Task } from '@lib/contracts';
 import { AdapterContext, AdapterResult, InferenceAdapter } from '../inference-adapter';
 import { parseStructuredOutput } from '../structured-output';
+import { CHAT_IMAGE_TYPES, loadImages, omit } from '../adapter-helpers';
 import { ANTHROPIC_DEFAULT_MAX_TOKENS } from './anthropic.tasks';
 
 export interface AnthropicAdapterOptions {
@@ -16,7 +17,6 @@ export interface AnthropicAdapterOptions {
 const NOT_PASSED_THROUGH = ['schema', 'schema_name', 'strict', 'stop', 'max_tokens'];
 
 type ImageMediaType = Base64ImageSource['media_type'];
-const IMAGE_MEDIA_TYPES: readonly string[] = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] satisfies ImageMediaType[];
 
 /**
  * Chat and vision through the official SDK. `maxRetries: 0`: the queue owns retries, so that
@@ -46,16 +46,7 @@ export class AnthropicAdapter implements InferenceAdapter {
     }
     const { inputs, parameters } = request;
     const content: ContentBlockParam[] = (inputs.prompts as string[]).map((text) => ({ type: 'text', text }));
-    for (const name of ['image_url', 'image_base64']) {
-      if (inputs[name] == null) continue;
-      const image = await ctx.media.bytes(name);
-      if (!IMAGE_MEDIA_TYPES.includes(image.mime)) {
-        throw new GatewayError(
-          ErrorType.BadRequest,
-          `inputs.${name} is not an image Anthropic accepts (jpeg, png, gif, webp)`,
-          'unsupported_media_type',
-        );
-      }
+    for (const image of await loadImages(inputs, ctx, CHAT_IMAGE_TYPES, 'anthropic')) {
       content.push({ type: 'image', source: { type: 'base64', media_type: image.mime as ImageMediaType, data: image.data.toString('base64') } });
     }
 
@@ -92,10 +83,4 @@ export class AnthropicAdapter implements InferenceAdapter {
     const completion = res.usage.output_tokens;
     return { data, tokensUsed: { prompt, completion, total: prompt + completion } };
   }
-}
-
-function omit(source: Record<string, unknown>, keys: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(source)) if (!keys.includes(k)) out[k] = v;
-  return out;
 }

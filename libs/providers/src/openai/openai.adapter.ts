@@ -5,6 +5,7 @@ import { ErrorType, GatewayError, NormalizedRequest, Provider, Task, TokensUsed 
 import { AdapterContext, AdapterResult, InferenceAdapter } from '../inference-adapter';
 import { CHAT_GATEWAY_PARAMETERS } from './openai.tasks';
 import { parseStructuredOutput } from '../structured-output';
+import { CHAT_IMAGE_TYPES, loadImages, omit } from '../adapter-helpers';
 
 /** OpenAI's upload limit for one transcription request. */
 export const OPENAI_TRANSCRIPTION_MAX_BYTES = 25 * 1024 * 1024;
@@ -54,14 +55,7 @@ export class OpenAIAdapter implements InferenceAdapter {
   private async chat(request: NormalizedRequest, ctx: AdapterContext): Promise<AdapterResult> {
     const { inputs, parameters } = request;
     const content: ChatCompletionContentPart[] = (inputs.prompts as string[]).map((text) => ({ type: 'text', text }));
-    for (const name of ['image_url', 'image_base64']) {
-      if (inputs[name] == null) continue;
-      const image = await ctx.media.bytes(name);
-      if (!image.mime.startsWith('image/')) {
-        throw new GatewayError(ErrorType.BadRequest, `inputs.${name} is not an image (png, jpeg, gif or webp)`, 'unsupported_media_type', {
-          detected: image.mime,
-        });
-      }
+    for (const image of await loadImages(inputs, ctx, CHAT_IMAGE_TYPES, 'openai')) {
       content.push({ type: 'image_url', image_url: { url: `data:${image.mime};base64,${image.data.toString('base64')}` } });
     }
     const messages: ChatCompletionMessageParam[] = [];
@@ -148,10 +142,4 @@ function usage(prompt?: number, completion?: number, total?: number): TokensUsed
   const p = prompt ?? 0;
   const c = completion ?? 0;
   return { prompt: p, completion: c, total: total ?? p + c };
-}
-
-function omit(source: Record<string, unknown>, keys: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(source)) if (!keys.includes(k)) out[k] = v;
-  return out;
 }
