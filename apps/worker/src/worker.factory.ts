@@ -12,20 +12,20 @@ export class WorkerStartError extends Error {}
  * provider, or the worker refuses to start), else every queue with a configured provider.
  */
 export function chooseQueues(config: GatewayConfig): QueueName[] {
-  const servable = new AdapterRegistry(config).servableQueues();
+  const servable = AdapterRegistry.servableQueues(config);
   if (config.workerQueues) {
     const unservable = config.workerQueues.filter((q) => !servable.includes(q));
     if (unservable.length > 0) {
       throw new WorkerStartError(
         `WORKER_QUEUES names ${unservable.join(', ')}, which this worker cannot serve: no processor or no provider configuration ` +
-          `(servable here: ${servable.join(', ') || 'none'}). Configure the provider (e.g. OPENAI_API_KEY) or remove it from WORKER_QUEUES.`,
+          `(servable here: ${servable.join(', ') || 'none'}). Configure its provider or remove it from WORKER_QUEUES.`,
       );
     }
     return config.workerQueues;
   }
   if (servable.length === 0) {
     throw new WorkerStartError(
-      `No provider is configured, so this worker has no queue to serve (queues: ${ALL_QUEUES.join(', ')}). Set OPENAI_API_KEY (or OPENAI_BASE_URL).`,
+      `No provider is configured, so this worker has no queue to serve (queues: ${ALL_QUEUES.join(', ')}). Set OPENAI_API_KEY, ANTHROPIC_API_KEY or GOOGLE_CLOUD_PROJECT.`,
     );
   }
   return servable;

@@ -7,3 +7,5 @@ export * from './openai/openai.tasks';
 export * from './openai/openai.adapter';
 export * from './anthropic/anthropic.tasks';
 export * from './anthropic/anthropic.adapter';
+export * from './google/google.tasks';
+export * from './google/google.adapter';

@@ -37,4 +37,6 @@ export interface InferenceAdapter {
   readonly provider: Provider;
   readonly tasks: readonly Task[];
   run(request: NormalizedRequest, ctx: AdapterContext): Promise<AdapterResult>;
+  /** Releases connections, if the adapter holds any. */
+  close?(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { GatewayConfig } from '@lib/config';
 import { TaskSpec } from './task-inputs';
 import { openaiTaskSpec } from './openai/openai.tasks';
 import { anthropicTaskSpec } from './anthropic/anthropic.tasks';
+import { googleTaskSpec } from './google/google.tasks';
 
 /**
  * What the API knows about each provider without loading an SDK: whether it is configured,
@@ -38,6 +39,7 @@ const CATALOG: Record<Provider, ProviderEntry> = {
     queue: queueForProvider(Provider.Google),
     configureHint: 'set GOOGLE_CLOUD_PROJECT (and Application Default Credentials) or GOOGLE_VERTEX_BASE_URL',
     isConfigured: (c) => Boolean(c.google.project || c.google.vertexBaseUrl),
+    taskSpec: googleTaskSpec,
   },
 };
 
@@ -65,4 +67,11 @@ export function providerFor(name: string, config: GatewayConfig): ProviderEntry 
     });
   }
   return entry as ProviderEntry & { taskSpec: (model: string) => TaskSpec };
+}
+
+/** Providers this build has an adapter for and whose configuration is present. */
+export function configuredProviders(config: GatewayConfig): Provider[] {
+  return Object.values(CATALOG)
+    .filter((entry) => entry.taskSpec && entry.isConfigured(config))
+    .map((entry) => entry.provider);
 }
