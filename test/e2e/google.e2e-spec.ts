@@ -32,7 +32,7 @@ describe('POST /v1/inference: Google (Gemini, multimodalembedding)', () => {
   });
   beforeEach(() => fake.reset());
 
-  const last = () => fake.requests[fake.requests.length - 1];
+  const last = (): { path: string; body: any } => fake.requests[fake.requests.length - 1] as { path: string; body: any };
   const embed = (inputs: Record<string, unknown>, parameters: Record<string, unknown> = {}) =>
     gw.infer({ provider: 'google', model: 'multimodalembedding', inputs, parameters });
 
@@ -58,6 +58,9 @@ describe('POST /v1/inference: Google (Gemini, multimodalembedding)', () => {
     const vision = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Describe'], image_url: media.url('/cat.png') } });
     expect(vision.status).toBe(200);
     expect(vision.body.data.text).toBe('echo: Describe [images: 1]');
+    const inline = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Describe'], image_base64: png.toString('base64') } });
+    expect(inline.status).toBe(200);
+    expect(last().body.contents[0].parts[1]).toEqual({ inlineData: { mimeType: 'image/png', data: png.toString('base64') } });
     const schema = { type: 'object', properties: { label: { type: 'string' } }, required: ['label'] };
     const structured = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Label it'] }, parameters: { schema } });
     expect(structured.status).toBe(200);
@@ -102,10 +105,15 @@ describe('POST /v1/inference: Google (Gemini, multimodalembedding)', () => {
     expect(fake.count()).toBe(0);
   });
 
-  it('a 429 is retried; a 400 is not', async () => {
+  it('a 429 and a 503 are retried; a 400 is not', async () => {
     fake.failNext({ status: 429 }, 1);
     const ok = await embed({ text: 'again' });
     expect(ok.status).toBe(200);
+    expect(fake.count()).toBe(2);
+    fake.reset();
+    fake.failNext({ status: 503 }, 1);
+    const chat = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['hi'] } });
+    expect(chat.status).toBe(200);
     expect(fake.count()).toBe(2);
     fake.reset();
     fake.failNext({ status: 400 }, 1);

@@ -15,8 +15,8 @@ export interface ProviderEntry {
   /** How the operator enables it. */
   configureHint: string;
   isConfigured(config: GatewayConfig): boolean;
-  /** Undefined while no adapter exists for the provider in this build. */
-  taskSpec?: (model: string) => TaskSpec;
+  /** The task a model asks for, with the inputs and parameters that task takes. */
+  taskSpec: (model: string) => TaskSpec;
 }
 
 const CATALOG: Record<Provider, ProviderEntry> = {
@@ -44,7 +44,7 @@ const CATALOG: Record<Provider, ProviderEntry> = {
 };
 
 /** Finds a usable provider or throws the 400 that tells the client why it cannot be used. */
-export function providerFor(name: string, config: GatewayConfig): ProviderEntry & { taskSpec: (model: string) => TaskSpec } {
+export function providerFor(name: string, config: GatewayConfig): ProviderEntry {
   const key = name.trim().toLowerCase();
   if (!isProvider(key)) {
     throw new GatewayError(ErrorType.BadRequest, `Unknown provider "${name}"; known providers: ${ALL_PROVIDERS.join(', ')}`, 'unknown_provider', {
@@ -61,17 +61,12 @@ export function providerFor(name: string, config: GatewayConfig): ProviderEntry 
       { provider: key },
     );
   }
-  if (!entry.taskSpec) {
-    throw new GatewayError(ErrorType.BadRequest, `Provider "${key}" is configured but not supported by this version of the gateway yet`, 'provider_not_implemented', {
-      provider: key,
-    });
-  }
-  return entry as ProviderEntry & { taskSpec: (model: string) => TaskSpec };
+  return entry;
 }
 
-/** Providers this build has an adapter for and whose configuration is present. */
+/** Providers whose configuration is present. */
 export function configuredProviders(config: GatewayConfig): Provider[] {
   return Object.values(CATALOG)
-    .filter((entry) => entry.taskSpec && entry.isConfigured(config))
+    .filter((entry) => entry.isConfigured(config))
     .map((entry) => entry.provider);
 }

@@ -53,7 +53,7 @@ export class RequestNormalizer {
       );
     }
     const entry = providerFor(mode.provider, this.config);
-    const spec = entry.taskSpec!(mode.model);
+    const spec = entry.taskSpec(mode.model);
     checkTaskInputs(spec, mode.model, body.inputs, body.parameters ?? {});
     return { entry, spec, model: mode.model };
   }
