@@ -15,6 +15,7 @@ import { classifyProviderError } from '@lib/providers';
 import { MediaError } from '@lib/media';
 import { BlobStore, REDIS, RedisKeys, RetryableJobError } from '@lib/queue';
 import { AdapterRegistry } from './adapter-registry';
+import { CancelRegistry } from './cancel-registry';
 import { JobMedia } from './job-media';
 
 /** Abort reasons the worker host gives BullMQ's job signal. */
@@ -36,11 +37,12 @@ export class InferenceProcessor {
     private readonly keys: RedisKeys,
     private readonly blobs: BlobStore,
     private readonly adapters: AdapterRegistry,
+    private readonly cancels: CancelRegistry,
   ) {}
 
   async process(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, signal: AbortSignal): Promise<RawInferenceResponse> {
     const { request, receivedAt } = job.data;
-    if (await this.redis.exists(this.keys.cancelFlag(job.id!))) throw new UnrecoverableError(encodeFailure(CANCELED_FAILURE));
+    if (await this.wasCanceled(job)) throw new UnrecoverableError(encodeFailure(CANCELED_FAILURE));
     const adapter = this.adapters.get(request.provider);
     if (!adapter) {
       throw new UnrecoverableError(
@@ -66,6 +68,12 @@ export class InferenceProcessor {
     } finally {
       await media.cleanup();
     }
+  }
+
+  /** A first attempt is checked in memory; a re-run (retry, stall) also asks Redis. */
+  private async wasCanceled(job: Job): Promise<boolean> {
+    if (this.cancels.has(job.id!)) return true;
+    return job.attemptsStarted > 1 && (await this.redis.exists(this.keys.cancelFlag(job.id!))) === 1;
   }
 
   private async toJobError(err: unknown, job: Job<InferenceJobData>, token: string | undefined, signal: AbortSignal): Promise<Error> {

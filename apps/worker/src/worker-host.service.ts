@@ -13,6 +13,7 @@ import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { BlobStore, createRedis, GATEWAY_BACKOFF, REDIS, RedisKeys, retryDelayMs } from '@lib/queue';
 import { sweepStaleTempFiles } from '@lib/media';
 import { ABORT_CANCELED, ABORT_SHUTDOWN, InferenceProcessor } from './inference.processor';
+import { CancelRegistry } from './cancel-registry';
 import { WORKER_QUEUES } from './worker.tokens';
 
 /** Results up to this size travel in the completion notice; larger ones are read from the job. */
@@ -40,6 +41,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly keys: RedisKeys,
     private readonly blobs: BlobStore,
     private readonly processor: InferenceProcessor,
+    private readonly cancels: CancelRegistry,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -50,6 +52,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     this.subscriber = subscriber;
     subscriber.on('error', (err) => this.logger.warn(`cancel subscriber: ${err.message}`));
     subscriber.on('message', (_channel: string, jobId: string) => {
+      this.cancels.remember(jobId);
       for (const worker of this.workers) worker.cancelJob(jobId, ABORT_CANCELED);
     });
     await subscriber.subscribe(this.keys.cancelChannel());
@@ -89,24 +92,27 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   private async onCompleted(job: Job<InferenceJobData, RawInferenceResponse>, result: RawInferenceResponse): Promise<void> {
-    const notice: CompletionNotice = { id: job.id!, state: 'completed' };
+    let notice: string | undefined;
     if (job.data.notify) {
+      // The result is serialized once and spliced in: embeddings make it tens of KB.
       const json = JSON.stringify(result);
-      if (json.length <= INLINE_NOTICE_MAX_CHARS) notice.result = result;
+      const head: CompletionNotice = { id: job.id!, state: 'completed' };
+      notice = json.length <= INLINE_NOTICE_MAX_CHARS ? `${JSON.stringify(head).slice(0, -1)},"result":${json}}` : JSON.stringify(head);
     }
     await this.finish(job, notice);
   }
 
   private async onFailed(job: Job<InferenceJobData, RawInferenceResponse>, err: Error): Promise<void> {
     if (!job.finishedOn) return; // a retry is scheduled: not the end yet
-    await this.finish(job, { id: job.id!, state: 'failed', failure: decodeFailure(err.message) });
+    const notice: CompletionNotice = { id: job.id!, state: 'failed', failure: decodeFailure(err.message) };
+    await this.finish(job, job.data.notify ? JSON.stringify(notice) : undefined);
   }
 
-  private async finish(job: Job<InferenceJobData, RawInferenceResponse>, notice: CompletionNotice): Promise<void> {
+  private async finish(job: Job<InferenceJobData, RawInferenceResponse>, notice: string | undefined): Promise<void> {
     try {
       const refs = blobRefsOf(job.data.request);
       if (refs.length > 0) await this.blobs.delete(refs);
-      if (job.data.notify) await this.redis.publish(job.data.notify, JSON.stringify(notice));
+      if (job.data.notify && notice) await this.redis.publish(job.data.notify, notice);
     } catch (err) {
       // The API's sweeper reads the stored result if this notice is lost.
       this.logger.warn(`notice for job ${job.id} not sent: ${(err as Error).message}`);

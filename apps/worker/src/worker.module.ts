@@ -3,6 +3,7 @@ import { QueueName } from '@lib/contracts';
 import { ConfigModule, GatewayConfig } from '@lib/config';
 import { QueueModule } from '@lib/queue';
 import { AdapterRegistry } from './adapter-registry';
+import { CancelRegistry } from './cancel-registry';
 import { InferenceProcessor } from './inference.processor';
 import { WorkerHost } from './worker-host.service';
 import { WORKER_QUEUES } from './worker.tokens';
@@ -13,7 +14,7 @@ export class WorkerModule {
     return {
       module: WorkerModule,
       imports: [ConfigModule.forRoot(config), QueueModule.forWorker(config)],
-      providers: [AdapterRegistry, InferenceProcessor, WorkerHost, { provide: WORKER_QUEUES, useValue: queues }],
+      providers: [AdapterRegistry, CancelRegistry, InferenceProcessor, WorkerHost, { provide: WORKER_QUEUES, useValue: queues }],
     };
   }
 }
