@@ -13,8 +13,8 @@
  * Run directly (`node dist/test/fakes/anthropic-fake.js --port 8090 --latency 20 --no-record`) it
  * prints `ANTHROPIC_FAKE_URL=<baseUrl>` and runs until SIGTERM/SIGINT.
  */
-import * as http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type * as http from 'node:http';
+import { type FakeInjectedResponse, FakeServer, type FakeServerOptions, type OutgoingResponse, readJsonBody, runFakeFromCli, splitUrl } from './fake-server';
 import { sampleFromSchema } from './openai-fake';
 
 export interface RecordedRequest {
@@ -26,9 +26,7 @@ export interface RecordedRequest {
   body: unknown;
 }
 
-export interface InjectedResponse {
-  status: number;
-  headers?: Record<string, string>;
+export interface InjectedResponse extends FakeInjectedResponse {
   /**
    * JSON-encoded before sending; a Buffer is sent raw. When omitted, an Anthropic error body fits
    * the status: 429 rate_limit_error, 529 overloaded_error, other 5xx api_error, 401
@@ -37,14 +35,7 @@ export interface InjectedResponse {
   body?: unknown;
 }
 
-export interface AnthropicFakeOptions {
-  /** Default 0 = random free port. */
-  port?: number;
-  /** Default 0. Fixed latency added before every response, in ms. */
-  latencyMs?: number;
-  /** Default true; when false, `requests` stays empty (benchmarks). Counting still works. */
-  record?: boolean;
-}
+export type AnthropicFakeOptions = FakeServerOptions;
 
 export type AnthropicErrorType =
   | 'invalid_request_error'
@@ -54,30 +45,9 @@ export type AnthropicErrorType =
   | 'api_error'
   | 'overloaded_error';
 
-interface OutgoingResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer | string;
-}
-
-interface InjectionEntry {
-  response: InjectedResponse;
-  remaining: number;
-  suffix: string;
-}
-
-interface Waiter {
-  n: number;
-  suffix: string;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 type Json = Record<string, unknown>;
 
 const JSON_CT = 'application/json';
-const DEFAULT_WAIT_TIMEOUT_MS = 5000;
 const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'];
 /** Below this `max_tokens` the answer is cut off (`stop_reason: 'max_tokens'`). */
 const CUT_OFF_BELOW = 5;
@@ -222,310 +192,55 @@ function createMessage(body: Json, id: string): OutgoingResponse {
 // ---------------------------------------------------------------------------------------------
 // the fake
 
-export class AnthropicFake {
-  readonly port: number;
-  readonly baseUrl: string;
-  readonly requests: RecordedRequest[] = [];
+interface AnthropicRequest extends RecordedRequest {
+  invalidJson: boolean;
+}
 
-  private readonly initialLatency: number;
-  private latency: number;
-  private readonly record: boolean;
-  private readonly counts = new Map<string, number>();
-  private injections: InjectionEntry[] = [];
-  private readonly hangSuffixes = new Set<string>();
-  private hung: Array<() => void> = [];
-  private waiters: Waiter[] = [];
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private seq = 0;
-  private closed = false;
-  private closing: Promise<void> | undefined;
-
-  private constructor(
-    private readonly server: http.Server,
-    port: number,
-    opts: AnthropicFakeOptions,
-  ) {
-    this.port = port;
-    this.baseUrl = `http://127.0.0.1:${port}`;
-    this.initialLatency = Math.max(0, opts.latencyMs ?? 0);
-    this.latency = this.initialLatency;
-    this.record = opts.record ?? true;
+export class AnthropicFake extends FakeServer<RecordedRequest, AnthropicRequest, InjectedResponse> {
+  private constructor(server: http.Server, port: number, opts: AnthropicFakeOptions) {
+    super(server, port, opts, { name: 'AnthropicFake', baseUrl: `http://127.0.0.1:${port}`, requestIdHeader: 'request-id', jsonContentType: JSON_CT });
   }
 
   static start(opts: AnthropicFakeOptions = {}): Promise<AnthropicFake> {
-    let fake: AnthropicFake | undefined;
-    const server = http.createServer((req, res) => fake!.onRequest(req, res));
-    server.keepAliveTimeout = 30_000;
-    const early: Socket[] = [];
-    server.on('connection', (socket: Socket) => (fake ? fake.trackSocket(socket) : early.push(socket)));
-    return new Promise<AnthropicFake>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        fake = new AnthropicFake(server, (server.address() as AddressInfo).port, opts);
-        for (const s of early) fake.trackSocket(s);
-        resolve(fake);
-      });
-    });
-  }
-
-  setLatency(ms: number): void {
-    this.latency = Math.max(0, ms);
-  }
-
-  /** The next `times` requests whose path ends with `pathSuffix` get `response` instead. */
-  failNext(response: InjectedResponse, times = 1, pathSuffix?: string): void {
-    if (times <= 0) return;
-    this.injections.push({ response, remaining: times, suffix: pathSuffix ?? '' });
-  }
-
-  /** Holds every answer to a path ending with `pathSuffix` until `release()`. */
-  hang(pathSuffix?: string): void {
-    this.hangSuffixes.add(pathSuffix ?? '');
-  }
-
-  release(): void {
-    this.hangSuffixes.clear();
-    const hung = this.hung;
-    this.hung = [];
-    for (const send of hung) send();
-  }
-
-  waitForRequests(n: number, pathSuffix?: string, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS): Promise<void> {
-    const suffix = pathSuffix ?? '';
-    if (this.count(suffix) >= n) return Promise.resolve();
-    if (this.closed) return Promise.reject(new Error('AnthropicFake is closed'));
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        n,
-        suffix,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          const which = suffix ? ` ending with '${suffix}'` : '';
-          reject(new Error(`AnthropicFake: timed out after ${timeoutMs}ms waiting for ${n} request(s)${which}; got ${this.count(suffix)}`));
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
-  }
-
-  count(pathSuffix?: string): number {
-    const suffix = pathSuffix ?? '';
-    let total = 0;
-    for (const [path, c] of this.counts) if (path.endsWith(suffix)) total += c;
-    return total;
-  }
-
-  reset(): void {
-    this.requests.length = 0;
-    this.counts.clear();
-    this.injections = [];
-    this.latency = this.initialLatency;
-    // Held requests get their normal answer rather than hanging into the next test.
-    this.release();
-  }
-
-  close(): Promise<void> {
-    if (this.closing) return this.closing;
-    this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.hung = [];
-    this.hangSuffixes.clear();
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) {
-      clearTimeout(w.timer);
-      w.reject(new Error('AnthropicFake closed while waiting for requests'));
-    }
-    this.closing = new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-      for (const s of this.sockets) s.destroy();
-      this.sockets.clear();
-    });
-    return this.closing;
+    return FakeServer.listen(opts, (server, port) => new AnthropicFake(server, port, opts));
   }
 
   // -------------------------------------------------------------------------------------------
 
-  private trackSocket(socket: Socket): void {
-    if (this.closed) {
-      socket.destroy();
-      return;
-    }
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+  protected onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const { path } = splitUrl(req.url);
+    readJsonBody(req, (body, invalidJson) => this.dispatch(res, path, { method: req.method ?? 'GET', path, headers: req.headers, body, invalidJson }));
   }
 
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q >= 0 ? url.slice(0, q) : url;
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      let body: unknown;
-      let invalidJson = false;
-      if (chunks.length > 0) {
-        const text = Buffer.concat(chunks).toString('utf8');
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text;
-          invalidJson = true;
-        }
-      }
-      this.dispatch(req, res, path, body, invalidJson);
-    });
+  protected toRecorded({ method, path, headers, body }: AnthropicRequest): RecordedRequest {
+    return { method, path, headers, body };
   }
 
-  private dispatch(req: http.IncomingMessage, res: http.ServerResponse, path: string, body: unknown, invalidJson: boolean): void {
-    if (this.closed) {
-      res.destroy();
-      return;
-    }
-    const method = req.method ?? 'GET';
-    this.counts.set(path, (this.counts.get(path) ?? 0) + 1);
-    if (this.record) this.requests.push({ method, path, headers: req.headers, body });
-    if (this.waiters.length > 0) this.notifyWaiters();
-
-    const seq = ++this.seq;
-    const requestId = `req_fake${seq}`;
-    const injected = this.injections.length > 0 ? this.takeInjection(path) : undefined;
-    let out: OutgoingResponse;
-    if (injected) {
-      out = injectedResponse(injected);
-    } else {
-      try {
-        out = this.route(method, path, req.headers, body, invalidJson, `fake${seq}`);
-      } catch (e) {
-        out =
-          e instanceof ApiError
-            ? jsonResponse(e.status, anthropicErrorBody(e.type, e.message))
-            : jsonResponse(500, anthropicErrorBody('api_error', `AnthropicFake internal error: ${(e as Error).message}`));
-      }
-    }
-    out.headers['request-id'] = requestId;
-
-    if (this.latency > 0) {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.deliver(res, path, out);
-      }, this.latency);
-      this.timers.add(timer);
-    } else {
-      this.deliver(res, path, out);
-    }
+  protected requestId(seq: number): string {
+    return `req_fake${seq}`;
   }
 
-  private route(method: string, path: string, headers: http.IncomingHttpHeaders, body: unknown, invalidJson: boolean, id: string): OutgoingResponse {
+  protected errorResponse(e: unknown): OutgoingResponse {
+    return e instanceof ApiError
+      ? jsonResponse(e.status, anthropicErrorBody(e.type, e.message))
+      : jsonResponse(500, anthropicErrorBody('api_error', `AnthropicFake internal error: ${(e as Error).message}`));
+  }
+
+  protected defaultInjectedBody(status: number): unknown {
+    if (status === 429) return anthropicErrorBody('rate_limit_error', 'Number of requests has exceeded your rate limit');
+    if (status === 529) return anthropicErrorBody('overloaded_error', 'Overloaded');
+    if (status >= 500) return anthropicErrorBody('api_error', 'Internal server error');
+    if (status === 401) return anthropicErrorBody('authentication_error', 'invalid x-api-key');
+    if (status >= 400) return anthropicErrorBody('invalid_request_error', `Injected error (HTTP ${status})`);
+    return {};
+  }
+
+  protected answer({ method, path, headers, body, invalidJson }: AnthropicRequest, seq: number): OutgoingResponse {
     if (method !== 'POST' || path !== '/v1/messages') throw new ApiError(404, `Not found: ${method} ${path}`, 'not_found_error');
     checkHeaders(headers);
     if (invalidJson || !isObject(body)) throw new ApiError(400, 'The request body is not valid JSON.');
-    return createMessage(body, id);
-  }
-
-  private deliver(res: http.ServerResponse, path: string, out: OutgoingResponse): void {
-    for (const s of this.hangSuffixes) {
-      if (path.endsWith(s)) {
-        this.hung.push(() => send(res, out));
-        return;
-      }
-    }
-    send(res, out);
-  }
-
-  private takeInjection(path: string): InjectedResponse | undefined {
-    const i = this.injections.findIndex((entry) => path.endsWith(entry.suffix));
-    if (i < 0) return undefined;
-    const entry = this.injections[i];
-    if (--entry.remaining <= 0) this.injections.splice(i, 1);
-    return entry.response;
-  }
-
-  private notifyWaiters(): void {
-    const still: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (this.count(w.suffix) >= w.n) {
-        clearTimeout(w.timer);
-        w.resolve();
-      } else {
-        still.push(w);
-      }
-    }
-    this.waiters = still;
+    return createMessage(body, `fake${seq}`);
   }
 }
 
-function injectedResponse(inj: InjectedResponse): OutgoingResponse {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(inj.headers ?? {})) headers[k.toLowerCase()] = v;
-  if (Buffer.isBuffer(inj.body)) return { status: inj.status, headers, body: inj.body };
-  headers['content-type'] ??= JSON_CT;
-  return { status: inj.status, headers, body: JSON.stringify(inj.body !== undefined ? inj.body : defaultInjectedBody(inj.status)) };
-}
-
-function defaultInjectedBody(status: number): unknown {
-  if (status === 429) return anthropicErrorBody('rate_limit_error', 'Number of requests has exceeded your rate limit');
-  if (status === 529) return anthropicErrorBody('overloaded_error', 'Overloaded');
-  if (status >= 500) return anthropicErrorBody('api_error', 'Internal server error');
-  if (status === 401) return anthropicErrorBody('authentication_error', 'invalid x-api-key');
-  if (status >= 400) return anthropicErrorBody('invalid_request_error', `Injected error (HTTP ${status})`);
-  return {};
-}
-
-function send(res: http.ServerResponse, out: OutgoingResponse): void {
-  if (res.destroyed || res.writableEnded) return;
-  out.headers['content-length'] = String(typeof out.body === 'string' ? Buffer.byteLength(out.body) : out.body.length);
-  res.writeHead(out.status, out.headers);
-  res.end(out.body);
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLI: `node anthropic-fake.js [--port N] [--latency MS] [--no-record]`
-
-function parseCliArgs(argv: string[]): AnthropicFakeOptions {
-  const opts: AnthropicFakeOptions = { port: 0, latencyMs: 0, record: true };
-  const num = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) throw new Error(`anthropic-fake: ${flag} expects a non-negative number, got ${String(v)}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf('=');
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const value = () => (eq >= 0 ? arg.slice(eq + 1) : argv[++i]);
-    if (flag === '--port') opts.port = num(flag, value());
-    else if (flag === '--latency') opts.latencyMs = num(flag, value());
-    else if (flag === '--no-record') opts.record = false;
-    else throw new Error(`anthropic-fake: unknown argument ${arg}`);
-  }
-  return opts;
-}
-
-if (require.main === module) {
-  let opts: AnthropicFakeOptions;
-  try {
-    opts = parseCliArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  AnthropicFake.start(opts).then(
-    (fake) => {
-      process.stdout.write(`ANTHROPIC_FAKE_URL=${fake.baseUrl}\n`);
-      const stop = () => void fake.close().then(() => process.exit(0));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    },
-    (err: Error) => {
-      process.stderr.write(`anthropic-fake: failed to start: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runFakeFromCli('anthropic-fake', 'ANTHROPIC_FAKE_URL', (opts) => AnthropicFake.start(opts));

@@ -15,9 +15,9 @@
  * `OPENAI_FAKE_URL=<baseUrl>` and runs until SIGTERM/SIGINT.
  */
 import { createHash, type Hash } from 'node:crypto';
-import * as http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type * as http from 'node:http';
 import { endianness } from 'node:os';
+import { type FakeInjectedResponse, FakeServer, type FakeServerOptions, type OutgoingResponse, readJsonBody, runFakeFromCli, splitUrl } from './fake-server';
 
 export interface RecordedRequest {
   method: string;
@@ -44,9 +44,7 @@ export interface MultipartBody {
   files: RecordedFile[];
 }
 
-export interface InjectedResponse {
-  status: number;
-  headers?: Record<string, string>;
+export interface InjectedResponse extends FakeInjectedResponse {
   /**
    * JSON-encoded before sending. Exceptions: a Buffer is sent raw, and a string is sent raw when
    * `headers` sets a non-JSON content-type. When omitted, a default OpenAI error body is used for
@@ -56,40 +54,12 @@ export interface InjectedResponse {
   body?: unknown;
 }
 
-export interface OpenAIFakeOptions {
-  /** Default 0 = random free port. */
-  port?: number;
-  /** Default 0. Fixed latency added before every response. */
-  latencyMs?: number;
-  /** Default true; when false, `requests` stays empty (benchmarks). Counting still works. */
-  record?: boolean;
-}
-
-interface OutgoingResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer | string;
-}
-
-interface InjectionEntry {
-  response: InjectedResponse;
-  remaining: number;
-  suffix: string;
-}
-
-interface Waiter {
-  n: number;
-  suffix: string;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
+export type OpenAIFakeOptions = FakeServerOptions;
 
 type Json = Record<string, unknown>;
 
 const JSON_CT = 'application/json';
 const LITTLE_ENDIAN = endianness() === 'LE';
-const DEFAULT_WAIT_TIMEOUT_MS = 5000;
 
 /** Thrown by request handlers to produce an OpenAI-shaped error response. */
 class ApiError extends Error {
@@ -652,156 +622,35 @@ class MultipartParser {
 // ---------------------------------------------------------------------------------------------
 // the fake
 
-export class OpenAIFake {
-  readonly port: number;
-  readonly baseUrl: string;
-  readonly requests: RecordedRequest[] = [];
+interface OpenAIRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  body: unknown;
+  parseError: string | undefined;
+  multipart: boolean;
+}
 
-  private readonly initialLatency: number;
-  private latency: number;
-  private readonly record: boolean;
-  private readonly counts = new Map<string, number>();
-  private injections: InjectionEntry[] = [];
-  private readonly hangSuffixes = new Set<string>();
-  private hung: Array<() => void> = [];
-  private waiters: Waiter[] = [];
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private seq = 0;
-  private closed = false;
-  private closing: Promise<void> | undefined;
-
-  private constructor(
-    private readonly server: http.Server,
-    port: number,
-    opts: OpenAIFakeOptions,
-  ) {
-    this.port = port;
-    this.baseUrl = `http://127.0.0.1:${port}/v1`;
-    this.initialLatency = Math.max(0, opts.latencyMs ?? 0);
-    this.latency = this.initialLatency;
-    this.record = opts.record ?? true;
+export class OpenAIFake extends FakeServer<RecordedRequest, OpenAIRequest, InjectedResponse> {
+  private constructor(server: http.Server, port: number, opts: OpenAIFakeOptions) {
+    super(server, port, opts, {
+      name: 'OpenAIFake',
+      baseUrl: `http://127.0.0.1:${port}/v1`,
+      requestIdHeader: 'x-request-id',
+      jsonContentType: JSON_CT,
+      rawTextInjections: true,
+    });
   }
 
   static start(opts: OpenAIFakeOptions = {}): Promise<OpenAIFake> {
-    let fake: OpenAIFake | undefined;
-    const server = http.createServer((req, res) => fake!.onRequest(req, res));
-    server.keepAliveTimeout = 30_000;
-    const sockets: Socket[] = [];
-    server.on('connection', (socket: Socket) => {
-      if (fake) fake.trackSocket(socket);
-      else sockets.push(socket);
-    });
-    return new Promise<OpenAIFake>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        const { port } = server.address() as AddressInfo;
-        fake = new OpenAIFake(server, port, opts);
-        for (const s of sockets) fake.trackSocket(s);
-        resolve(fake);
-      });
-    });
-  }
-
-  setLatency(ms: number): void {
-    this.latency = Math.max(0, ms);
-  }
-
-  failNext(response: InjectedResponse, times = 1, pathSuffix?: string): void {
-    if (times <= 0) return;
-    this.injections.push({ response, remaining: times, suffix: pathSuffix ?? '' });
-  }
-
-  hang(pathSuffix?: string): void {
-    this.hangSuffixes.add(pathSuffix ?? '');
-  }
-
-  release(): void {
-    this.hangSuffixes.clear();
-    const hung = this.hung;
-    this.hung = [];
-    for (const send of hung) send();
-  }
-
-  waitForRequests(n: number, pathSuffix?: string, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS): Promise<void> {
-    const suffix = pathSuffix ?? '';
-    if (this.count(suffix) >= n) return Promise.resolve();
-    if (this.closed) return Promise.reject(new Error('OpenAIFake is closed'));
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        n,
-        suffix,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          reject(
-            new Error(
-              `OpenAIFake: timed out after ${timeoutMs}ms waiting for ${n} request(s)` +
-                (suffix ? ` ending with '${suffix}'` : '') +
-                `; got ${this.count(suffix)}`,
-            ),
-          );
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
-  }
-
-  count(pathSuffix?: string): number {
-    const suffix = pathSuffix ?? '';
-    let total = 0;
-    for (const [path, c] of this.counts) if (path.endsWith(suffix)) total += c;
-    return total;
-  }
-
-  reset(): void {
-    this.requests.length = 0;
-    this.counts.clear();
-    this.injections = [];
-    this.latency = this.initialLatency;
-    // Un-hang anything currently held so it gets its normal answer.
-    this.release();
-  }
-
-  close(): Promise<void> {
-    if (this.closing) return this.closing;
-    this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.hung = [];
-    this.hangSuffixes.clear();
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) {
-      clearTimeout(w.timer);
-      w.reject(new Error('OpenAIFake closed while waiting for requests'));
-    }
-    this.closing = new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-      for (const s of this.sockets) s.destroy();
-      this.sockets.clear();
-    });
-    return this.closing;
+    return FakeServer.listen(opts, (server, port) => new OpenAIFake(server, port, opts));
   }
 
   // -------------------------------------------------------------------------------------------
 
-  private trackSocket(socket: Socket): void {
-    if (this.closed) {
-      socket.destroy();
-      return;
-    }
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-  }
-
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q >= 0 ? url.slice(0, q) : url;
+  protected onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const { path } = splitUrl(req.url);
+    const method = req.method ?? 'GET';
     const contentType = req.headers['content-type'] ?? '';
 
     if (/^multipart\/form-data/i.test(contentType)) {
@@ -827,98 +676,43 @@ export class OpenAIFake {
             parseError = (e as Error).message;
           }
         }
-        this.dispatch(req, res, path, body, parseError, true);
+        this.dispatch(res, path, { method, path, headers: req.headers, body, parseError, multipart: true });
       });
       return;
     }
 
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      let body: unknown;
-      let jsonError = false;
-      if (chunks.length > 0) {
-        const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text;
-          jsonError = true;
-        }
-      }
-      this.dispatch(req, res, path, body, jsonError ? 'invalid json' : undefined, false);
+    readJsonBody(req, (body, invalidJson) => {
+      const parseError = invalidJson ? 'invalid json' : undefined;
+      this.dispatch(res, path, { method, path, headers: req.headers, body, parseError, multipart: false });
     });
   }
 
-  private dispatch(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    path: string,
-    body: unknown,
-    parseError: string | undefined,
-    multipart: boolean,
-  ): void {
-    if (this.closed) {
-      res.destroy();
-      return;
-    }
-    const method = req.method ?? 'GET';
-    this.counts.set(path, (this.counts.get(path) ?? 0) + 1);
-    if (this.record) this.requests.push({ method, path, headers: req.headers, body });
-    if (this.waiters.length > 0) this.notifyWaiters();
-
-    const requestId = `req_fake${++this.seq}`;
-    const injected = this.injections.length > 0 ? this.takeInjection(path) : undefined;
-    let out: OutgoingResponse;
-    if (injected) {
-      out = injectedResponse(injected);
-    } else {
-      try {
-        out = this.route(method, path, body, parseError, multipart, requestId);
-      } catch (e) {
-        out =
-          e instanceof ApiError
-            ? apiErrorResponse(e)
-            : jsonResponse(500, errorBody(`OpenAIFake internal error: ${(e as Error).message}`, 'server_error', null, null));
-      }
-    }
-    out.headers['x-request-id'] = requestId;
-
-    if (this.latency > 0) {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.deliver(res, path, out);
-      }, this.latency);
-      this.timers.add(timer);
-    } else {
-      this.deliver(res, path, out);
-    }
+  protected toRecorded(r: OpenAIRequest): RecordedRequest {
+    return { method: r.method, path: r.path, headers: r.headers, body: r.body };
   }
 
-  private deliver(res: http.ServerResponse, path: string, out: OutgoingResponse): void {
-    if (this.hangSuffixes.size > 0) {
-      for (const s of this.hangSuffixes) {
-        if (path.endsWith(s)) {
-          this.hung.push(() => send(res, out));
-          return;
-        }
-      }
-    }
-    send(res, out);
+  protected requestId(seq: number): string {
+    return `req_fake${seq}`;
   }
 
-  private route(
-    method: string,
-    path: string,
-    body: unknown,
-    parseError: string | undefined,
-    multipart: boolean,
-    requestId: string,
-  ): OutgoingResponse {
+  protected errorResponse(e: unknown): OutgoingResponse {
+    return e instanceof ApiError
+      ? apiErrorResponse(e)
+      : jsonResponse(500, errorBody(`OpenAIFake internal error: ${(e as Error).message}`, 'server_error', null, null));
+  }
+
+  protected defaultInjectedBody(status: number): unknown {
+    if (status === 429) return errorBody('Rate limit reached', 'requests', null, 'rate_limit_exceeded');
+    if (status >= 500) return errorBody('The server had an error', 'server_error', null, null);
+    if (status >= 400) return errorBody(`Injected error (HTTP ${status})`, 'invalid_request_error', null, null);
+    return {};
+  }
+
+  protected answer({ method, path, body, parseError, multipart }: OpenAIRequest, seq: number): OutgoingResponse {
     if (method === 'POST') {
       switch (path) {
         case '/v1/chat/completions':
-          return chatCompletion(requireJsonObject(body, multipart || parseError !== undefined), `chatcmpl-${requestId}`);
+          return chatCompletion(requireJsonObject(body, multipart || parseError !== undefined), `chatcmpl-${this.requestId(seq)}`);
         case '/v1/embeddings':
           return embeddings(requireJsonObject(body, multipart || parseError !== undefined));
         case '/v1/audio/transcriptions':
@@ -936,123 +730,6 @@ export class OpenAIFake {
     }
     throw new ApiError(404, `Invalid URL (${method} ${path})`);
   }
-
-  private takeInjection(path: string): InjectedResponse | undefined {
-    for (let i = 0; i < this.injections.length; i++) {
-      const entry = this.injections[i];
-      if (!path.endsWith(entry.suffix)) continue;
-      entry.remaining--;
-      if (entry.remaining <= 0) this.injections.splice(i, 1);
-      return entry.response;
-    }
-    return undefined;
-  }
-
-  private notifyWaiters(): void {
-    const still: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (this.count(w.suffix) >= w.n) {
-        clearTimeout(w.timer);
-        w.resolve();
-      } else {
-        still.push(w);
-      }
-    }
-    this.waiters = still;
-  }
 }
 
-function injectedResponse(inj: InjectedResponse): OutgoingResponse {
-  const headers: Record<string, string> = {};
-  let userContentType: string | undefined;
-  for (const [k, v] of Object.entries(inj.headers ?? {})) {
-    const key = k.toLowerCase();
-    headers[key] = v;
-    if (key === 'content-type') userContentType = v;
-  }
-  let body: Buffer | string;
-  if (Buffer.isBuffer(inj.body)) {
-    body = inj.body;
-  } else if (typeof inj.body === 'string' && userContentType !== undefined && !userContentType.includes('json')) {
-    body = inj.body;
-  } else {
-    const value = inj.body !== undefined ? inj.body : defaultInjectedBody(inj.status);
-    body = JSON.stringify(value);
-    if (userContentType === undefined) headers['content-type'] = JSON_CT;
-  }
-  return { status: inj.status, headers, body };
-}
-
-function defaultInjectedBody(status: number): unknown {
-  if (status === 429) return errorBody('Rate limit reached', 'requests', null, 'rate_limit_exceeded');
-  if (status >= 500) return errorBody('The server had an error', 'server_error', null, null);
-  if (status >= 400) return errorBody(`Injected error (HTTP ${status})`, 'invalid_request_error', null, null);
-  return {};
-}
-
-function send(res: http.ServerResponse, out: OutgoingResponse): void {
-  if (res.destroyed || res.writableEnded) return;
-  const headers = out.headers;
-  headers['content-length'] = String(typeof out.body === 'string' ? Buffer.byteLength(out.body) : out.body.length);
-  res.writeHead(out.status, headers);
-  res.end(out.body);
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLI: `node openai-fake.js [--port N] [--latency MS] [--no-record]`
-
-function parseCliArgs(argv: string[]): OpenAIFakeOptions {
-  const opts: OpenAIFakeOptions = { port: 0, latencyMs: 0, record: true };
-  const num = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) {
-      throw new Error(`openai-fake: ${flag} expects a non-negative number, got ${String(v)}`);
-    }
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf('=');
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
-    const value = () => (inline !== undefined ? inline : argv[++i]);
-    switch (flag) {
-      case '--port':
-        opts.port = num(flag, value());
-        break;
-      case '--latency':
-        opts.latencyMs = num(flag, value());
-        break;
-      case '--no-record':
-        opts.record = false;
-        break;
-      default:
-        throw new Error(`openai-fake: unknown argument ${arg}`);
-    }
-  }
-  return opts;
-}
-
-if (require.main === module) {
-  let opts: OpenAIFakeOptions;
-  try {
-    opts = parseCliArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  OpenAIFake.start(opts).then(
-    (fake) => {
-      process.stdout.write(`OPENAI_FAKE_URL=${fake.baseUrl}\n`);
-      const stop = () => {
-        void fake.close().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    },
-    (err: Error) => {
-      process.stderr.write(`openai-fake: failed to start: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runFakeFromCli('openai-fake', 'OPENAI_FAKE_URL', (opts) => OpenAIFake.start(opts));

@@ -31,8 +31,8 @@
  * prints `VERTEX_FAKE_URL=<baseUrl>` and runs until SIGTERM/SIGINT.
  */
 import { createHash } from 'node:crypto';
-import * as http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type * as http from 'node:http';
+import { type FakeInjectedResponse, FakeServer, type FakeServerOptions, type OutgoingResponse, readJsonBody, runFakeFromCli, splitUrl } from './fake-server';
 import { fakeEmbedding, sampleFromSchema } from './openai-fake';
 
 export interface VertexRecordedRequest {
@@ -48,9 +48,7 @@ export interface VertexRecordedRequest {
   body: unknown;
 }
 
-export interface VertexInjectedResponse {
-  status: number;
-  headers?: Record<string, string>;
+export interface VertexInjectedResponse extends FakeInjectedResponse {
   /**
    * JSON-encoded before sending (a Buffer is sent raw). When omitted, Google's error body for
    * the status: `{ error: { code, message, status: 'RESOURCE_EXHAUSTED' | ... } }`.
@@ -58,39 +56,11 @@ export interface VertexInjectedResponse {
   body?: unknown;
 }
 
-export interface VertexFakeOptions {
-  /** Default 0 = random free port. */
-  port?: number;
-  /** Default 0. Fixed latency added before every response. */
-  latencyMs?: number;
-  /** Default true; when false, `requests` stays empty (benchmarks). Counting still works. */
-  record?: boolean;
-}
-
-interface OutgoingResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer | string;
-}
-
-interface InjectionEntry {
-  response: VertexInjectedResponse;
-  remaining: number;
-  suffix: string;
-}
-
-interface Waiter {
-  n: number;
-  suffix: string;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
+export type VertexFakeOptions = FakeServerOptions;
 
 type Json = Record<string, unknown>;
 
 const JSON_CT = 'application/json; charset=UTF-8';
-const DEFAULT_WAIT_TIMEOUT_MS = 5000;
 export const VERTEX_FAKE_DIMENSIONS = [128, 256, 512, 1408];
 const VIDEO_DIMENSION = 1408;
 const VIDEO_MAX_SECONDS = 120;
@@ -308,160 +278,25 @@ function generateContent(model: string, body: Json, requestId: string): Outgoing
 // ---------------------------------------------------------------------------------------------
 // the fake
 
-export class VertexFake {
-  readonly port: number;
-  /** `http://127.0.0.1:<port>`: the SDK takes host and port apart (`apiEndpoint`, `port`). */
-  readonly baseUrl: string;
-  readonly requests: VertexRecordedRequest[] = [];
+interface VertexRequest extends VertexRecordedRequest {
+  jsonError: boolean;
+}
 
-  private readonly initialLatency: number;
-  private latency: number;
-  private readonly record: boolean;
-  private readonly counts = new Map<string, number>();
-  private injections: InjectionEntry[] = [];
-  private readonly hangSuffixes = new Set<string>();
-  private hung: Array<() => void> = [];
-  private waiters: Waiter[] = [];
-  private readonly sockets = new Set<Socket>();
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private seq = 0;
-  private closed = false;
-  private closing: Promise<void> | undefined;
-
-  private constructor(
-    private readonly server: http.Server,
-    port: number,
-    opts: VertexFakeOptions,
-  ) {
-    this.port = port;
-    this.baseUrl = `http://127.0.0.1:${port}`;
-    this.initialLatency = Math.max(0, opts.latencyMs ?? 0);
-    this.latency = this.initialLatency;
-    this.record = opts.record ?? true;
+/** `failNext`, `hang`, `count` and `waitForRequests` match suffixes (e.g. ':predict') of the decoded path. */
+export class VertexFake extends FakeServer<VertexRecordedRequest, VertexRequest, VertexInjectedResponse> {
+  private constructor(server: http.Server, port: number, opts: VertexFakeOptions) {
+    // No '/v1': the SDK takes host and port apart (`apiEndpoint`, `port`).
+    super(server, port, opts, { name: 'VertexFake', baseUrl: `http://127.0.0.1:${port}`, requestIdHeader: 'x-request-id', jsonContentType: JSON_CT });
   }
 
   static start(opts: VertexFakeOptions = {}): Promise<VertexFake> {
-    let fake: VertexFake | undefined;
-    const server = http.createServer((req, res) => fake!.onRequest(req, res));
-    server.keepAliveTimeout = 30_000;
-    const early: Socket[] = [];
-    server.on('connection', (socket: Socket) => {
-      if (fake) fake.trackSocket(socket);
-      else early.push(socket);
-    });
-    return new Promise<VertexFake>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        const { port } = server.address() as AddressInfo;
-        fake = new VertexFake(server, port, opts);
-        for (const s of early) fake.trackSocket(s);
-        resolve(fake);
-      });
-    });
-  }
-
-  setLatency(ms: number): void {
-    this.latency = Math.max(0, ms);
-  }
-
-  /** The next `times` requests whose decoded path ends with `pathSuffix` (e.g. ':predict') get `response`. */
-  failNext(response: VertexInjectedResponse, times = 1, pathSuffix?: string): void {
-    if (times <= 0) return;
-    this.injections.push({ response, remaining: times, suffix: pathSuffix ?? '' });
-  }
-
-  /** Holds every answer to a path ending with `pathSuffix` until `release()`. */
-  hang(pathSuffix?: string): void {
-    this.hangSuffixes.add(pathSuffix ?? '');
-  }
-
-  release(): void {
-    this.hangSuffixes.clear();
-    const hung = this.hung;
-    this.hung = [];
-    for (const send of hung) send();
-  }
-
-  waitForRequests(n: number, pathSuffix?: string, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS): Promise<void> {
-    const suffix = pathSuffix ?? '';
-    if (this.count(suffix) >= n) return Promise.resolve();
-    if (this.closed) return Promise.reject(new Error('VertexFake is closed'));
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        n,
-        suffix,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          reject(
-            new Error(
-              `VertexFake: timed out after ${timeoutMs}ms waiting for ${n} request(s)` +
-                (suffix ? ` ending with '${suffix}'` : '') +
-                `; got ${this.count(suffix)}`,
-            ),
-          );
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
-  }
-
-  /** Requests seen whose decoded path ends with `pathSuffix` (all when omitted). */
-  count(pathSuffix?: string): number {
-    const suffix = pathSuffix ?? '';
-    let total = 0;
-    for (const [path, c] of this.counts) if (path.endsWith(suffix)) total += c;
-    return total;
-  }
-
-  reset(): void {
-    this.requests.length = 0;
-    this.counts.clear();
-    this.injections = [];
-    this.latency = this.initialLatency;
-    this.release();
-  }
-
-  close(): Promise<void> {
-    if (this.closing) return this.closing;
-    this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.hung = [];
-    this.hangSuffixes.clear();
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) {
-      clearTimeout(w.timer);
-      w.reject(new Error('VertexFake closed while waiting for requests'));
-    }
-    this.closing = new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-      for (const s of this.sockets) s.destroy();
-      this.sockets.clear();
-    });
-    return this.closing;
+    return FakeServer.listen(opts, (server, port) => new VertexFake(server, port, opts));
   }
 
   // -------------------------------------------------------------------------------------------
 
-  private trackSocket(socket: Socket): void {
-    if (this.closed) {
-      socket.destroy();
-      return;
-    }
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-  }
-
-  private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const rawPath = q >= 0 ? url.slice(0, q) : url;
-    const query = q >= 0 ? url.slice(q + 1) : '';
+  protected onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const { path: rawPath, query } = splitUrl(req.url);
     let path: string;
     try {
       // The SDK URL-encodes the model id: multimodalembedding%40001 -> multimodalembedding@001.
@@ -469,182 +304,41 @@ export class VertexFake {
     } catch {
       path = rawPath;
     }
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      let body: unknown;
-      let jsonError = false;
-      if (chunks.length > 0) {
-        const text = Buffer.concat(chunks).toString('utf8');
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = text;
-          jsonError = true;
-        }
-      }
-      this.dispatch(res, { method: req.method ?? 'GET', path, rawPath, query, headers: req.headers, body }, jsonError);
-    });
+    readJsonBody(req, (body, jsonError) => this.dispatch(res, path, { method: req.method ?? 'GET', path, rawPath, query, headers: req.headers, body, jsonError }));
   }
 
-  private dispatch(res: http.ServerResponse, request: VertexRecordedRequest, jsonError: boolean): void {
-    if (this.closed) {
-      res.destroy();
-      return;
-    }
-    const { path } = request;
-    this.counts.set(path, (this.counts.get(path) ?? 0) + 1);
-    if (this.record) this.requests.push(request);
-    if (this.waiters.length > 0) this.notifyWaiters();
-
-    const requestId = `vertexfake-${++this.seq}`;
-    const injected = this.injections.length > 0 ? this.takeInjection(path) : undefined;
-    let out: OutgoingResponse;
-    if (injected) {
-      out = injectedResponse(injected);
-    } else {
-      try {
-        out = this.route(request, jsonError, requestId);
-      } catch (e) {
-        out = e instanceof ApiError ? jsonResponse(e.status, googleErrorBody(e.status, e.message)) : jsonResponse(500, googleErrorBody(500, `VertexFake internal error: ${(e as Error).message}`));
-      }
-    }
-    out.headers['x-request-id'] = requestId;
-
-    if (this.latency > 0) {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.deliver(res, path, out);
-      }, this.latency);
-      this.timers.add(timer);
-    } else {
-      this.deliver(res, path, out);
-    }
+  protected toRecorded({ method, path, rawPath, query, headers, body }: VertexRequest): VertexRecordedRequest {
+    return { method, path, rawPath, query, headers, body };
   }
 
-  private deliver(res: http.ServerResponse, path: string, out: OutgoingResponse): void {
-    for (const s of this.hangSuffixes) {
-      if (path.endsWith(s)) {
-        this.hung.push(() => send(res, out));
-        return;
-      }
-    }
-    send(res, out);
+  protected requestId(seq: number): string {
+    return `vertexfake-${seq}`;
   }
 
-  private route(request: VertexRecordedRequest, jsonError: boolean, requestId: string): OutgoingResponse {
+  protected errorResponse(e: unknown): OutgoingResponse {
+    return e instanceof ApiError ? jsonResponse(e.status, googleErrorBody(e.status, e.message)) : jsonResponse(500, googleErrorBody(500, `VertexFake internal error: ${(e as Error).message}`));
+  }
+
+  protected defaultInjectedBody(status: number): unknown {
+    return status >= 400 ? googleErrorBody(status) : {};
+  }
+
+  protected answer(request: VertexRequest, seq: number): OutgoingResponse {
     const match = ROUTE.exec(request.path);
     if (request.method !== 'POST' || !match) {
       throw new ApiError(404, `The requested URL ${request.method} ${request.path} was not found on this server (VertexFake).`);
     }
     const [, , , , model, verb] = match;
-    if (jsonError || !isObject(request.body)) throw new ApiError(400, 'Invalid JSON payload received.');
+    if (request.jsonError || !isObject(request.body)) throw new ApiError(400, 'Invalid JSON payload received.');
     switch (verb) {
       case 'predict':
         return predict(model, request.body);
       case 'generateContent':
-        return generateContent(model, request.body, requestId);
+        return generateContent(model, request.body, this.requestId(seq));
       default:
         throw new ApiError(404, `Method :${verb} is not served by VertexFake.`);
     }
   }
-
-  private takeInjection(path: string): VertexInjectedResponse | undefined {
-    for (let i = 0; i < this.injections.length; i++) {
-      const entry = this.injections[i];
-      if (!path.endsWith(entry.suffix)) continue;
-      entry.remaining--;
-      if (entry.remaining <= 0) this.injections.splice(i, 1);
-      return entry.response;
-    }
-    return undefined;
-  }
-
-  private notifyWaiters(): void {
-    const still: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (this.count(w.suffix) >= w.n) {
-        clearTimeout(w.timer);
-        w.resolve();
-      } else {
-        still.push(w);
-      }
-    }
-    this.waiters = still;
-  }
 }
 
-function injectedResponse(inj: VertexInjectedResponse): OutgoingResponse {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(inj.headers ?? {})) headers[k.toLowerCase()] = v;
-  if (Buffer.isBuffer(inj.body)) return { status: inj.status, headers, body: inj.body };
-  const value = inj.body !== undefined ? inj.body : inj.status >= 400 ? googleErrorBody(inj.status) : {};
-  headers['content-type'] ??= JSON_CT;
-  return { status: inj.status, headers, body: JSON.stringify(value) };
-}
-
-function send(res: http.ServerResponse, out: OutgoingResponse): void {
-  if (res.destroyed || res.writableEnded) return;
-  out.headers['content-length'] = String(typeof out.body === 'string' ? Buffer.byteLength(out.body) : out.body.length);
-  res.writeHead(out.status, out.headers);
-  res.end(out.body);
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLI: `node vertex-fake.js [--port N] [--latency MS] [--no-record]`
-
-function parseCliArgs(argv: string[]): VertexFakeOptions {
-  const opts: VertexFakeOptions = { port: 0, latencyMs: 0, record: true };
-  const num = (flag: string, v: string | undefined): number => {
-    const n = Number(v);
-    if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) {
-      throw new Error(`vertex-fake: ${flag} expects a non-negative number, got ${String(v)}`);
-    }
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf('=');
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
-    const value = () => (inline !== undefined ? inline : argv[++i]);
-    switch (flag) {
-      case '--port':
-        opts.port = num(flag, value());
-        break;
-      case '--latency':
-        opts.latencyMs = num(flag, value());
-        break;
-      case '--no-record':
-        opts.record = false;
-        break;
-      default:
-        throw new Error(`vertex-fake: unknown argument ${arg}`);
-    }
-  }
-  return opts;
-}
-
-if (require.main === module) {
-  let opts: VertexFakeOptions;
-  try {
-    opts = parseCliArgs(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n`);
-    process.exit(2);
-  }
-  VertexFake.start(opts).then(
-    (fake) => {
-      process.stdout.write(`VERTEX_FAKE_URL=${fake.baseUrl}\n`);
-      const stop = () => {
-        void fake.close().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    },
-    (err: Error) => {
-      process.stderr.write(`vertex-fake: failed to start: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runFakeFromCli('vertex-fake', 'VERTEX_FAKE_URL', (opts) => VertexFake.start(opts));
