@@ -14,6 +14,28 @@ export interface TaskSpec {
   parameters: Record<string, { kind: ValueKind; min?: number; max?: number }>;
 }
 
+type ParameterRules = TaskSpec['parameters'];
+
+/**
+ * Chat as every provider takes it: prompts (one user turn), an optional system prompt and
+ * image; the parameters all chat providers share, plus the provider's own (`temperature`,
+ * whose range differs, and extras such as `seed` or `top_k`).
+ */
+export function chatTaskSpec(providerParameters: ParameterRules): TaskSpec {
+  return {
+    task: Task.Chat,
+    exactlyOne: [['prompts']],
+    inputs: { prompts: 'string[]', system: 'string', image_url: 'url', image_base64: 'base64' },
+    parameters: {
+      max_tokens: { kind: 'integer', min: 1 },
+      top_p: { kind: 'number', min: 0, max: 1 },
+      stop: { kind: 'string|string[]' },
+      schema: { kind: 'object' },
+      ...providerParameters,
+    },
+  };
+}
+
 /**
  * Checks `inputs` and `parameters` against the task: an input the task does not read, or a
  * missing one, is a 400 that says which inputs the task takes; a wrongly typed value is a 422

@@ -1,19 +1,10 @@
 import { Task } from '@lib/contracts';
-import { TaskSpec } from '../task-inputs';
+import { chatTaskSpec, TaskSpec } from '../task-inputs';
 
-export const GOOGLE_CHAT: TaskSpec = {
-  task: Task.Chat,
-  exactlyOne: [['prompts']],
-  inputs: { prompts: 'string[]', system: 'string', image_url: 'url', image_base64: 'base64' },
-  parameters: {
-    temperature: { kind: 'number', min: 0, max: 2 },
-    max_tokens: { kind: 'integer', min: 1 },
-    top_p: { kind: 'number', min: 0, max: 1 },
-    top_k: { kind: 'integer', min: 1 },
-    stop: { kind: 'string|string[]' },
-    schema: { kind: 'object' },
-  },
-};
+export const GOOGLE_CHAT: TaskSpec = chatTaskSpec({
+  temperature: { kind: 'number', min: 0, max: 2 },
+  top_k: { kind: 'integer', min: 1 },
+});
 
 /**
  * Vertex `multimodalembedding`: one input per request. `dimension` is checked against the sizes

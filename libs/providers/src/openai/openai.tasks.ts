@@ -1,24 +1,15 @@
 import { Task } from '@lib/contracts';
-import { TaskSpec } from '../task-inputs';
+import { chatTaskSpec, TaskSpec } from '../task-inputs';
 
 /** Parameters the gateway itself consumes for chat; they are never sent as-is to a provider. */
 export const CHAT_GATEWAY_PARAMETERS = ['schema', 'schema_name', 'strict', 'max_tokens'];
 
-export const OPENAI_CHAT: TaskSpec = {
-  task: Task.Chat,
-  exactlyOne: [['prompts']],
-  inputs: { prompts: 'string[]', system: 'string', image_url: 'url', image_base64: 'base64' },
-  parameters: {
-    temperature: { kind: 'number', min: 0, max: 2 },
-    max_tokens: { kind: 'integer', min: 1 },
-    top_p: { kind: 'number', min: 0, max: 1 },
-    seed: { kind: 'integer' },
-    stop: { kind: 'string|string[]' },
-    schema: { kind: 'object' },
-    schema_name: { kind: 'string' },
-    strict: { kind: 'boolean' },
-  },
-};
+export const OPENAI_CHAT: TaskSpec = chatTaskSpec({
+  temperature: { kind: 'number', min: 0, max: 2 },
+  seed: { kind: 'integer' },
+  schema_name: { kind: 'string' },
+  strict: { kind: 'boolean' },
+});
 
 export const OPENAI_EMBEDDING: TaskSpec = {
   task: Task.Embedding,
