@@ -1,43 +1,31 @@
 import { VertexFake } from '../fakes/vertex-fake';
-import { GatewayHarness } from '../support/gateway-harness';
+import { useGatewayWithFake } from '../support/gateway-harness';
 import { MediaServer, tinyPng } from '../support/media-server';
 
 /** Gemini chat and Vertex multimodal embeddings through the queue, the worker and the real SDK. */
 describe('POST /v1/inference: Google (Gemini, multimodalembedding)', () => {
-  let fake: VertexFake;
+  const t = useGatewayWithFake(
+    () => VertexFake.start(),
+    (fake) => ({ GOOGLE_CLOUD_PROJECT: 'proj', GOOGLE_CLOUD_LOCATION: 'us-central1', GOOGLE_VERTEX_BASE_URL: fake.baseUrl, GOOGLE_VERTEX_AUTH: 'none' }),
+    { MEDIA_ALLOW_PRIVATE_URLS: 'true', JOB_ATTEMPTS: '3' },
+  );
   let media: MediaServer;
-  let gw: GatewayHarness;
   const png = tinyPng();
   // Any bytes starting with an mp4 ftyp box: the fake does not decode video.
   const clip = Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from('ftypisom'), Buffer.alloc(4000, 7)]);
 
-  beforeAll(async () => {
-    fake = await VertexFake.start();
-    media = await MediaServer.start({ '/cat.png': png, '/clip.mp4': clip });
-    gw = new GatewayHarness({
-      GOOGLE_CLOUD_PROJECT: 'proj',
-      GOOGLE_CLOUD_LOCATION: 'us-central1',
-      GOOGLE_VERTEX_BASE_URL: fake.baseUrl,
-      GOOGLE_VERTEX_AUTH: 'none',
-      MEDIA_ALLOW_PRIVATE_URLS: 'true',
-      JOB_ATTEMPTS: '3',
-    });
-    await gw.startApi();
-    await gw.startWorker();
-  });
-  afterAll(async () => {
-    await gw.close();
-    await media.close();
-    await fake.close();
-  });
-  beforeEach(() => fake.reset());
 
-  const last = (): { path: string; body: any } => fake.requests[fake.requests.length - 1] as { path: string; body: any };
+  beforeAll(async () => {
+    media = await MediaServer.start({ '/cat.png': png, '/clip.mp4': clip });
+  });
+  afterAll(() => media.close());
+
+  const last = (): { path: string; body: any } => t.fake.requests[t.fake.requests.length - 1] as { path: string; body: any };
   const embed = (inputs: Record<string, unknown>, parameters: Record<string, unknown> = {}) =>
-    gw.infer({ provider: 'google', model: 'multimodalembedding', inputs, parameters });
+    t.gw.infer({ provider: 'google', model: 'multimodalembedding', inputs, parameters });
 
   it('Gemini chat: prompts, system instruction and generation config; text, finish reason, tokens', async () => {
-    const res = await gw.infer({
+    const res = await t.gw.infer({
       provider: 'google',
       model: 'gemini-1.5-flash',
       inputs: { prompts: ['What is AI?'], system: 'Be brief.' },
@@ -55,14 +43,14 @@ describe('POST /v1/inference: Google (Gemini, multimodalembedding)', () => {
   });
 
   it('Gemini vision from image_url (fetched by the worker) and structured output', async () => {
-    const vision = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Describe'], image_url: media.url('/cat.png') } });
+    const vision = await t.gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Describe'], image_url: media.url('/cat.png') } });
     expect(vision.status).toBe(200);
     expect(vision.body.data.text).toBe('echo: Describe [images: 1]');
-    const inline = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Describe'], image_base64: png.toString('base64') } });
+    const inline = await t.gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Describe'], image_base64: png.toString('base64') } });
     expect(inline.status).toBe(200);
     expect(last().body.contents[0].parts[1]).toEqual({ inlineData: { mimeType: 'image/png', data: png.toString('base64') } });
     const schema = { type: 'object', properties: { label: { type: 'string' } }, required: ['label'] };
-    const structured = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Label it'] }, parameters: { schema } });
+    const structured = await t.gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['Label it'] }, parameters: { schema } });
     expect(structured.status).toBe(200);
     expect(structured.body.data.parsed).toEqual({ label: 'text' });
   });
@@ -102,25 +90,25 @@ describe('POST /v1/inference: Google (Gemini, multimodalembedding)', () => {
     const res = await embed({ video_base64: clip.toString('base64') }, { start_offset_sec: 0, end_offset_sec: 300 });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('video_too_long');
-    expect(fake.count()).toBe(0);
+    expect(t.fake.count()).toBe(0);
   });
 
   it('a 429 and a 503 are retried; a 400 is not', async () => {
-    fake.failNext({ status: 429 }, 1);
+    t.fake.failNext({ status: 429 }, 1);
     const ok = await embed({ text: 'again' });
     expect(ok.status).toBe(200);
-    expect(fake.count()).toBe(2);
-    fake.reset();
-    fake.failNext({ status: 503 }, 1);
-    const chat = await gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['hi'] } });
+    expect(t.fake.count()).toBe(2);
+    t.fake.reset();
+    t.fake.failNext({ status: 503 }, 1);
+    const chat = await t.gw.infer({ provider: 'google', model: 'gemini-2.0-flash', inputs: { prompts: ['hi'] } });
     expect(chat.status).toBe(200);
-    expect(fake.count()).toBe(2);
-    fake.reset();
-    fake.failNext({ status: 400 }, 1);
+    expect(t.fake.count()).toBe(2);
+    t.fake.reset();
+    t.fake.failNext({ status: 400 }, 1);
     const bad = await embed({ text: 'bad' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('provider_rejected_input');
-    expect(fake.count()).toBe(1);
+    expect(t.fake.count()).toBe(1);
   });
 
   it('inputs that fit neither task are a 400 that says what the task takes', async () => {

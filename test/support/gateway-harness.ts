@@ -140,18 +140,27 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_
   }
 }
 
+/** What every provider fake offers the set-up below. */
+interface StartedFake {
+  reset(): void;
+  close(): Promise<void>;
+}
+
 /**
- * For a describe block: an OpenAI fake and a gateway in front of it (API, and one in-process
+ * For a describe block: a provider fake and a gateway in front of it (API, and one in-process
  * worker unless `worker: false`), torn down after the block; the fake is reset before each test.
+ * `envFor` gives the gateway the variables that point it at the fake.
  */
-export function useOpenAIGateway(
+export function useGatewayWithFake<F extends StartedFake>(
+  startFake: () => Promise<F>,
+  envFor: (fake: F) => Record<string, string>,
   env: Record<string, string> = {},
-  options: { worker?: boolean; fake?: OpenAIFakeOptions } = {},
-): { fake: OpenAIFake; gw: GatewayHarness } {
-  const ctx = {} as { fake: OpenAIFake; gw: GatewayHarness };
+  options: { worker?: boolean } = {},
+): { fake: F; gw: GatewayHarness } {
+  const ctx = {} as { fake: F; gw: GatewayHarness };
   beforeAll(async () => {
-    ctx.fake = await OpenAIFake.start(options.fake);
-    ctx.gw = new GatewayHarness({ OPENAI_API_KEY: 'sk-test-key', OPENAI_BASE_URL: ctx.fake.baseUrl, ...env });
+    ctx.fake = await startFake();
+    ctx.gw = new GatewayHarness({ ...envFor(ctx.fake), ...env });
     await ctx.gw.startApi();
     if (options.worker !== false) await ctx.gw.startWorker();
   });
@@ -161,4 +170,17 @@ export function useOpenAIGateway(
   });
   beforeEach(() => ctx.fake.reset());
   return ctx;
+}
+
+/** The same with the OpenAI fake, the provider most tests speak to. */
+export function useOpenAIGateway(
+  env: Record<string, string> = {},
+  options: { worker?: boolean; fake?: OpenAIFakeOptions } = {},
+): { fake: OpenAIFake; gw: GatewayHarness } {
+  return useGatewayWithFake(
+    () => OpenAIFake.start(options.fake),
+    (fake) => ({ OPENAI_API_KEY: 'sk-test-key', OPENAI_BASE_URL: fake.baseUrl }),
+    env,
+    options,
+  );
 }
