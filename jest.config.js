@@ -17,7 +17,7 @@ module.exports = {
     ],
   },
   moduleNameMapper: {
-    '^@lib/(contracts|config|queue|providers|media)$': '<rootDir>/libs/$1/src',
+    '^@lib/(contracts|config|queue|providers|media|ratelimit|plugins|metrics)$': '<rootDir>/libs/$1/src',
   },
   testTimeout: 60000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
