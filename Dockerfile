@@ -15,6 +15,9 @@ ENV NODE_ENV=production
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
+# The shipped provider rate limits (RATE_LIMITS_FILE defaults to config/limits.yaml).
+COPY config config
 USER node
-EXPOSE 8000
+# 8000: the API; 9464: a worker's GET /metrics and /health (WORKER_METRICS_PORT).
+EXPOSE 8000 9464
 CMD ["node", "dist/apps/api/src/main.js"]

@@ -1,6 +1,6 @@
-import type IORedis from 'ioredis';
 import { BlobRef } from '@lib/contracts';
 import { RedisKeys } from './redis-keys';
+import type { RedisClient } from './redis-connection';
 
 /**
  * Large inline inputs live in their own Redis keys with a TTL, not in the job: BullMQ copies
@@ -8,7 +8,7 @@ import { RedisKeys } from './redis-keys';
  */
 export class BlobStore {
   constructor(
-    private readonly redis: IORedis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds: number,
   ) {}

@@ -1,13 +1,12 @@
 import { DynamicModule, Global, Inject, Injectable, Module, OnApplicationShutdown, OnModuleInit, Provider } from '@nestjs/common';
 import { BullModule, getQueueToken } from '@nestjs/bullmq';
 import { ModuleRef } from '@nestjs/core';
-import type IORedis from 'ioredis';
 import { Queue } from 'bullmq';
 import { ALL_QUEUES, QueueName } from '@lib/contracts';
 import { GatewayConfig } from '@lib/config';
 import { BlobStore } from './blob-store';
 import { RedisKeys } from './redis-keys';
-import { createRedis } from './redis-connection';
+import { createRedis, RedisClient } from './redis-connection';
 import { REDIS } from './queue.tokens';
 
 /** Every provider queue by name, for code that picks the queue at run time. */
@@ -34,7 +33,7 @@ export class QueueRegistry implements OnModuleInit {
 /** Closes the shared client after the queues that use it are closed. */
 @Injectable()
 class RedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(REDIS) private readonly redis: IORedis) {}
+  constructor(@Inject(REDIS) private readonly redis: RedisClient) {}
 
   async onApplicationShutdown(): Promise<void> {
     try {
@@ -45,14 +44,17 @@ class RedisCloser implements OnApplicationShutdown {
   }
 }
 
-function sharedProviders(config: GatewayConfig, redis: IORedis): Provider[] {
-  const keys = new RedisKeys(config.queuePrefix);
+function sharedProviders(config: GatewayConfig, redis: RedisClient, keys: RedisKeys): Provider[] {
   return [
     { provide: REDIS, useValue: redis },
     { provide: RedisKeys, useValue: keys },
     { provide: BlobStore, useValue: new BlobStore(redis, keys, config.jobRetentionSeconds) },
     RedisCloser,
   ];
+}
+
+function redisKeysOf(config: GatewayConfig): RedisKeys {
+  return new RedisKeys(config.queuePrefix, config.redisClusterNodes !== undefined);
 }
 
 /**
@@ -63,24 +65,26 @@ function sharedProviders(config: GatewayConfig, redis: IORedis): Provider[] {
 @Module({})
 export class QueueModule {
   static forProducer(config: GatewayConfig): DynamicModule {
-    const redis = createRedis(config.redisUrl, 'api');
+    const redis = createRedis(config, 'api');
+    const keys = redisKeysOf(config);
     return {
       module: QueueModule,
       imports: [
         BullModule.forRoot({ connection: redis, prefix: config.queuePrefix }),
-        BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+        // Injected by QueueName (getQueueToken('openai')); BullMQ's own name may carry a hash tag.
+        BullModule.registerQueueAsync(...ALL_QUEUES.map((name) => ({ name, useFactory: () => ({ name: keys.queueName(name) }) }))),
       ],
-      providers: [...sharedProviders(config, redis), QueueRegistry],
+      providers: [...sharedProviders(config, redis, keys), QueueRegistry],
       exports: [REDIS, RedisKeys, BlobStore, QueueRegistry, BullModule],
     };
   }
 
   /** Worker side: BullMQ Workers open their own connections; this one reads blobs and publishes. */
   static forWorker(config: GatewayConfig): DynamicModule {
-    const redis = createRedis(config.redisUrl, 'worker', { maxRetriesPerRequest: null });
+    const redis = createRedis(config, 'worker', { maxRetriesPerRequest: null });
     return {
       module: QueueModule,
-      providers: sharedProviders(config, redis),
+      providers: sharedProviders(config, redis, redisKeysOf(config)),
       exports: [REDIS, RedisKeys, BlobStore],
     };
   }

@@ -1,2 +1,2 @@
-/** Injection token of the shared ioredis client (queues, blobs, publishes). */
+/** Injection token of the shared ioredis client (queues, blobs, publishes): a RedisClient, a Cluster with REDIS_CLUSTER_NODES. */
 export const REDIS = Symbol('REDIS');

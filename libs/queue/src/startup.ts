@@ -14,7 +14,7 @@ export async function loadConfigAndRedisOrExit(role: string): Promise<GatewayCon
     throw err;
   }
   try {
-    const { warnings } = await checkRedis(config.redisUrl);
+    const { warnings } = await checkRedis(config);
     for (const warning of warnings) process.stderr.write(`[${role}] warning: ${warning}\n`);
   } catch (err) {
     if (err instanceof RedisUnavailableError) exitWith(`[${role}] ${err.message}`);
