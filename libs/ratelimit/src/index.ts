@@ -1,0 +1,3 @@
+export * from './client-limiter';
+export * from './provider-limiter';
+export * from './token-estimate';

@@ -1,0 +1,181 @@
+import IORedis from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { QueueName } from '@lib/contracts';
+import { parseLimits, RateLimitsConfig } from '@lib/config';
+import { Admission, LimitSubject, ProviderLimiter } from './provider-limiter';
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+/** Most calls that fit in any window of `windowMs`, given each call's time and cost. */
+function busiestWindow(calls: Array<{ at: number; cost: number }>, windowMs: number): number {
+  const sorted = [...calls].sort((a, b) => a.at - b.at);
+  let best = 0;
+  let sum = 0;
+  let lo = 0;
+  for (const call of sorted) {
+    sum += call.cost;
+    while (sorted[lo].at <= call.at - windowMs) sum -= sorted[lo++].cost;
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+describe('ProviderLimiter (real Redis)', () => {
+  const connections: IORedis[] = [];
+  let prefix: string;
+
+  const limiter = (doc: unknown, leaseTtlMs = 60_000): ProviderLimiter => {
+    const problems: string[] = [];
+    const limits: RateLimitsConfig = { providers: parseLimits(doc, 'test', problems) };
+    expect(problems).toEqual([]);
+    const redis = new IORedis(REDIS_URL);
+    connections.push(redis);
+    return new ProviderLimiter(redis, prefix, limits, { leaseTtlMs, concurrencyRetryMs: 100 });
+  };
+  const subject = (over: Partial<LimitSubject> = {}): LimitSubject => ({
+    queue: QueueName.OpenAI,
+    model: 'gpt-4o',
+    tokens: 0,
+    leaseId: `job-${randomBytes(4).toString('hex')}`,
+    prepaid: false,
+    ...over,
+  });
+  /** When the call may go: now for an admission, now + wait for a reservation. */
+  const slot = (a: Admission, now: number): number => (a.admitted ? now : now + a.waitMs);
+
+  beforeEach(() => {
+    prefix = `rl${randomBytes(4).toString('hex')}`;
+  });
+  afterAll(async () => {
+    for (const c of connections) {
+      const keys = await c.keys('rl*:rl:*');
+      if (keys.length) await c.del(...keys);
+      c.disconnect();
+    }
+  });
+
+  it('three workers reserving at once never put more than the RPM cap in any minute', async () => {
+    const workers = [0, 1, 2].map(() => limiter({ providers: { openai: { rpm: 120 } } }));
+    const calls: Array<{ at: number; cost: number }> = [];
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let i = 0; i < 100; i++) {
+          const now = Date.now();
+          const a = await w.acquire(subject());
+          calls.push({ at: slot(a, now), cost: 1 });
+          if (!a.admitted) expect(a).toMatchObject({ reason: 'rate', reserved: true });
+        }
+      }),
+    );
+    expect(calls).toHaveLength(300);
+    // 300 calls at 120/min (less 3% headroom) reach ~2.5 minutes ahead, each minute full but not over.
+    expect(busiestWindow(calls, 60_000)).toBeLessThanOrEqual(120);
+    expect(busiestWindow(calls, 60_000)).toBeGreaterThanOrEqual(114);
+    const last = Math.max(...calls.map((c) => c.at)) - Date.now();
+    expect(last).toBeGreaterThan(140_000);
+  });
+
+  it('late jobs bunching up with their slots are still held to the cap by what was really sent', async () => {
+    // Jobs that slept past their slots all come back at once (prepaid): the send log stops them.
+    const w = limiter({ jitter_ms: 1000, providers: { openai: { rpm: 5, tpm: 1_000 } } });
+    const sent = [];
+    for (let i = 0; i < 3; i++) sent.push(await w.acquire(subject({ prepaid: true, tokens: 300 })));
+    expect(sent.map((a) => a.admitted)).toEqual([true, true, true]);
+    const overTokens = await w.acquire(subject({ prepaid: true, tokens: 300 }));
+    expect(overTokens).toMatchObject({ admitted: false, reason: 'window', reserved: false });
+    // Until the first send leaves the 61 s window.
+    if (!overTokens.admitted) expect(overTokens.waitMs).toBeGreaterThan(60_000);
+    expect((await w.acquire(subject({ prepaid: true, tokens: 100 }))).admitted).toBe(true);
+    const overRequests = await w.acquire(subject({ prepaid: true, tokens: 0 }));
+    expect((await w.acquire(subject({ prepaid: true, tokens: 0 }))).admitted).toBe(false);
+    expect(overRequests.admitted).toBe(true);
+  });
+
+  it('holds tokens per minute for the provider and the model together', async () => {
+    const w = limiter({ providers: { openai: { tpm: 10_000, models: { 'gpt-4o': { tpm: 5_000 } } } } });
+    const calls: Array<{ at: number; cost: number; model: string }> = [];
+    for (let i = 0; i < 60; i++) {
+      const model = i % 2 ? 'gpt-4o' : 'gpt-4o-mini';
+      const cost = 200 + (i % 5) * 150;
+      const now = Date.now();
+      calls.push({ at: slot(await w.acquire(subject({ model, tokens: cost })), now), cost, model });
+    }
+    expect(busiestWindow(calls, 60_000)).toBeLessThanOrEqual(10_000);
+    expect(busiestWindow(calls.filter((c) => c.model === 'gpt-4o'), 60_000)).toBeLessThanOrEqual(5_000);
+  });
+
+  it('a job coming back with its reserved slot is admitted without paying twice', async () => {
+    // 60 RPM with 1% headroom: e = 1010 ms a request, a burst tolerance of 0.6 e.
+    const w = limiter({ jitter_ms: 0, providers: { openai: { rpm: 60, headroom: 0.01 } } });
+    const first = await w.acquire(subject());
+    expect(first.admitted).toBe(true);
+    const s = subject();
+    const second = await w.acquire(s);
+    expect(second).toMatchObject({ admitted: false, reason: 'rate', reserved: true });
+    const back = await w.acquire({ ...s, prepaid: true });
+    expect(back.admitted).toBe(true);
+    // The newcomer's slot is 2.8 e away (3.8 e had the returning job paid again).
+    const now = Date.now();
+    const third = await w.acquire(subject());
+    expect(third.admitted).toBe(false);
+    expect(slot(third, now) - now).toBeGreaterThan(2_500);
+    expect(slot(third, now) - now).toBeLessThan(3_400);
+  });
+
+  it('caps calls in flight across workers and frees a slot on settle', async () => {
+    const [a, b] = [limiter({ providers: { openai: { concurrency: 2 } } }), limiter({ providers: { openai: { concurrency: 2 } } })];
+    const one = await a.acquire(subject());
+    const two = await b.acquire(subject());
+    expect(one.admitted && two.admitted).toBe(true);
+    const three = await a.acquire(subject());
+    expect(three).toMatchObject({ admitted: false, reason: 'concurrency', reserved: false });
+    if (one.admitted) await a.settle(one.ticket, undefined);
+    expect((await b.acquire(subject())).admitted).toBe(true);
+  });
+
+  it('a lease of a crashed worker expires', async () => {
+    const w = limiter({ providers: { openai: { concurrency: 1 } } }, 300);
+    expect((await w.acquire(subject())).admitted).toBe(true);
+    expect((await w.acquire(subject())).admitted).toBe(false);
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await w.acquire(subject())).admitted).toBe(true);
+  });
+
+  it("a 429 pause holds the model for every worker, even jobs with a reserved slot, but not other models", async () => {
+    const [a, b] = [limiter({ providers: { openai: { rpm: 6000 } } }), limiter({ providers: { openai: { rpm: 6000 } } })];
+    await a.pause(QueueName.OpenAI, 'gpt-4o', 2_000);
+    const held = await b.acquire(subject({ prepaid: true }));
+    expect(held).toMatchObject({ admitted: false, reason: 'paused', reserved: false });
+    if (!held.admitted) expect(held.waitMs).toBeGreaterThan(1_500);
+    expect((await b.acquire(subject({ model: 'gpt-4o-mini' }))).admitted).toBe(true);
+    // A shorter pause never shortens a longer one.
+    await a.pause(QueueName.OpenAI, 'gpt-4o', 10);
+    const still = await b.acquire(subject());
+    expect(still.admitted).toBe(false);
+  });
+
+  it('charges tokens the estimate missed, and refunds unused ones only where the provider does', async () => {
+    const charge = async (refund: boolean, reported: number): Promise<number> => {
+      prefix = `rl${randomBytes(4).toString('hex')}`;
+      const w = limiter({ jitter_ms: 0, providers: { openai: { tpm: 60_000, refund_unused_tokens: refund } } });
+      const first = await w.acquire(subject({ tokens: 1_000 }));
+      expect(first.admitted).toBe(true);
+      if (first.admitted) await w.settle(first.ticket, reported);
+      const now = Date.now();
+      const next = await w.acquire(subject({ tokens: 1_000 }));
+      return slot(next, now) - now;
+    };
+    // 60k TPM: ~1.03 ms a token, 1,800 tokens of burst.
+    expect(await charge(false, 5_000)).toBeGreaterThan(3_500);
+    expect(await charge(false, 10)).toBeLessThan(300);
+    expect(await charge(true, 10)).toBe(0);
+    expect(await charge(false, 1_000)).toBeLessThan(300);
+  });
+
+  it('costs nothing for a queue without caps but still honours pauses', async () => {
+    const w = limiter({ providers: {} });
+    expect((await w.acquire(subject())).admitted).toBe(true);
+    await w.pause(QueueName.OpenAI, 'gpt-4o', 1_000);
+    expect((await w.acquire(subject())).admitted).toBe(false);
+  });
+});

@@ -1,0 +1,170 @@
+import type { Cluster, Redis } from 'ioredis';
+import { QueueName } from '@lib/contracts';
+import { modelLimits, ProviderLimits, RateLimit, RateLimitsConfig } from '@lib/config';
+import { PAUSE_LUA, RESERVE_LUA, SETTLE_LUA } from './limiter-scripts';
+
+type RedisLike = Redis | Cluster;
+
+/** What one call asks of the budgets. */
+export interface LimitSubject {
+  queue: QueueName;
+  model: string;
+  /** Estimated tokens (estimateTokens). */
+  tokens: number;
+  /** Names the call's concurrency lease: the job id. */
+  leaseId: string;
+  /** The job already holds a reserved slot for this attempt: only pauses and concurrency are checked. */
+  prepaid: boolean;
+}
+
+export type Admission =
+  | { admitted: true; ticket: Ticket }
+  /** `reserved`: a slot is bought for the job at now + waitMs; come back then with prepaid. */
+  | { admitted: false; waitMs: number; reason: WaitReason; reserved: boolean };
+
+/**
+ * Why a job must wait: `rate` (a slot is reserved for it), `concurrency` (every call slot is
+ * taken), `paused` (a 429 paused the model), `window` (what was sent in the last minute is at
+ * the cap, which happens when jobs woke late and bunched up).
+ */
+export type WaitReason = 'rate' | 'concurrency' | 'paused' | 'window';
+
+const REASONS: Record<number, WaitReason> = { 1: 'rate', 2: 'concurrency', 3: 'paused', 4: 'window' };
+
+/** Held while the call runs; settled once it ends. */
+export interface Ticket {
+  subject: LimitSubject;
+  /** Concurrency sets holding the lease. */
+  leaseKeys: string[];
+  /** Token budgets charged, with their emission interval and send log. */
+  tokenBudgets: Array<{ key: string; log: string; sum: string; emission: number }>;
+  refundUnused: boolean;
+  /** The send log's window (ms). */
+  windowMs: number;
+}
+
+export interface ProviderLimiterOptions {
+  /** A lease outlives a crashed worker by this much (ms): the provider call timeout plus margin. */
+  leaseTtlMs: number;
+  /** How long a job waits when every concurrency slot is taken (ms). @defaultValue 250 */
+  concurrencyRetryMs?: number;
+}
+
+interface Budget {
+  /** GCRA TAT. */
+  key: string;
+  /** What was sent in the last window, and its sum. */
+  log: string;
+  sum: string;
+  emission: number;
+  tolerance: number;
+  cost: number;
+  /** The cap per minute. */
+  cap: number;
+  tokens: boolean;
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * Requests per minute, tokens per minute and calls in flight, per provider queue and per
+ * model, shared in Redis by every worker (DESIGN.md: limits belong to the provider, not to a
+ * worker). A provider's 429 pauses the model for everyone through `pause`.
+ */
+export class ProviderLimiter {
+  private readonly concurrencyRetryMs: number;
+
+  constructor(
+    private readonly redis: RedisLike,
+    private readonly prefix: string,
+    private readonly limits: RateLimitsConfig,
+    private readonly options: ProviderLimiterOptions,
+  ) {
+    this.concurrencyRetryMs = options.concurrencyRetryMs ?? 250;
+  }
+
+  /** The queue's caps, if the limits file gives any. */
+  limitsOf(queue: QueueName): ProviderLimits | undefined {
+    return this.limits.providers[queue];
+  }
+
+  async acquire(subject: LimitSubject): Promise<Admission> {
+    const provider = this.limits.providers[subject.queue];
+    const model = provider ? modelLimits(provider, subject.model) : undefined;
+    const scopes = this.scopes(subject, provider, model);
+    const budgets = scopes.flatMap((s) => s.budgets);
+    const leases = scopes.filter((s) => s.concurrency !== undefined);
+    const pauses = [this.key(subject.queue, 'pause'), this.key(subject.queue, `m:${subject.model}:pause`)];
+    const windowMs = MINUTE_MS + (provider?.jitterMs ?? 0);
+    const ticket: Ticket = {
+      subject,
+      leaseKeys: leases.map((s) => s.concurrencyKey),
+      tokenBudgets: budgets.filter((b) => b.tokens).map((b) => ({ key: b.key, log: b.log, sum: b.sum, emission: b.emission })),
+      refundUnused: provider?.refundUnusedTokens ?? false,
+      windowMs,
+    };
+    const keys = [...budgets.map((b) => b.key), ...budgets.map((b) => b.log), ...budgets.map((b) => b.sum), ...pauses, ...ticket.leaseKeys];
+    const args = [
+      subject.prepaid ? 1 : 0,
+      budgets.length,
+      pauses.length,
+      leases.length,
+      subject.leaseId,
+      this.options.leaseTtlMs,
+      Math.round(this.concurrencyRetryMs * (0.75 + Math.random() * 0.5)),
+      windowMs,
+      ...budgets.flatMap((b) => [b.emission, b.tolerance, b.cost, b.cap]),
+      ...leases.map((s) => s.concurrency!),
+    ];
+    const [waitMs, state] = (await this.redis.eval(RESERVE_LUA, keys.length, ...keys, ...args)) as [number, number];
+    if (state === 0) return { admitted: true, ticket };
+    return { admitted: false, waitMs, reason: REASONS[state] ?? 'rate', reserved: state === 1 };
+  }
+
+  /** Frees the concurrency lease and charges (or, where allowed, refunds) the token estimate's error. */
+  async settle(ticket: Ticket, reportedTokens: number | undefined): Promise<void> {
+    let delta = reportedTokens === undefined ? 0 : reportedTokens - ticket.subject.tokens;
+    if (delta < 0 && !ticket.refundUnused) delta = 0;
+    const budgets = delta === 0 ? [] : ticket.tokenBudgets;
+    if (ticket.leaseKeys.length === 0 && budgets.length === 0) return;
+    const keys = [...ticket.leaseKeys, ...budgets.flatMap((b) => [b.key, b.log, b.sum])];
+    const args = [ticket.subject.leaseId, ticket.leaseKeys.length, budgets.length, ticket.windowMs, ...budgets.flatMap((b) => [b.emission, delta])];
+    await this.redis.eval(SETTLE_LUA, keys.length, ...keys, ...args);
+  }
+
+  /** After a provider's 429: nobody calls this model again for `ms`. */
+  async pause(queue: QueueName, model: string, ms: number): Promise<void> {
+    const keys = [this.key(queue, `m:${model}:pause`)];
+    await this.redis.eval(PAUSE_LUA, keys.length, ...keys, Math.max(1, Math.round(ms)));
+  }
+
+  private scopes(subject: LimitSubject, provider: ProviderLimits | undefined, model: RateLimit | undefined) {
+    const out: Array<{ budgets: Budget[]; concurrency?: number; concurrencyKey: string }> = [];
+    if (!provider) return out;
+    const { headroom } = provider;
+    const scope = (limit: RateLimit, name: string) => {
+      const budgets: Budget[] = [];
+      if (limit.rpm) budgets.push(budget((w) => this.key(subject.queue, `${name}rpm:${w}`), limit.rpm, headroom, 1, false));
+      if (limit.tpm && subject.tokens > 0) budgets.push(budget((w) => this.key(subject.queue, `${name}tpm:${w}`), limit.tpm, headroom, subject.tokens, true));
+      out.push({ budgets, concurrency: limit.concurrency, concurrencyKey: this.key(subject.queue, `${name}conc`) });
+    };
+    scope(provider, '');
+    if (model) scope(model, `m:${subject.model}:`);
+    return out;
+  }
+
+  /** `<prefix>:rl:{<queue>}:<what>`: the hash tag keeps one provider's keys in one Cluster slot. */
+  private key(queue: QueueName, what: string): string {
+    return `${this.prefix}:rl:{${queue}}:${what}`;
+  }
+}
+
+/**
+ * A cap of `perMinute`: GCRA with emission e = 60 s / (cap (1 - headroom)) and a burst
+ * tolerance of headroom x cap units (any 60 s of slots holds at most the cap), and the send log
+ * that holds the cap at the moment of sending.
+ */
+function budget(key: (what: string) => string, perMinute: number, headroom: number, cost: number, tokens: boolean): Budget {
+  const emission = MINUTE_MS / (perMinute * (1 - headroom));
+  return { key: key('tat'), log: key('log'), sum: key('sum'), emission, tolerance: headroom * perMinute * emission, cost, cap: perMinute, tokens };
+}

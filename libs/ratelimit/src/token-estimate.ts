@@ -1,0 +1,37 @@
+import { NormalizedRequest, Task, TokensUsed } from '@lib/contracts';
+
+/** Roughly four characters per token for the tokenizers of the providers we serve. */
+const CHARS_PER_TOKEN = 4;
+/** What OpenAI charges for one high-detail image tile set; a safe figure for every provider. */
+const TOKENS_PER_IMAGE = 765;
+
+/**
+ * Tokens a request is charged before the call: its text (prompts, system, texts) at four
+ * characters a token, images at a flat rate, and for chat the output it may produce
+ * (`max_tokens`, else the provider's `default_max_tokens`). Transcription and video are
+ * limited by requests only and cost 0 here.
+ */
+export function estimateTokens(request: NormalizedRequest, defaultMaxTokens: number): number {
+  const { inputs, parameters, task } = request;
+  let chars = 0;
+  for (const name of ['prompts', 'system', 'text', 'texts']) chars += charsOf(inputs[name]);
+  let tokens = Math.ceil(chars / CHARS_PER_TOKEN);
+  if (task === Task.Transcription) return 0;
+  if (task === Task.Chat) {
+    if (inputs.image_url || inputs.image_base64) tokens += TOKENS_PER_IMAGE;
+    const maxTokens = parameters.max_tokens;
+    tokens += typeof maxTokens === 'number' && maxTokens > 0 ? maxTokens : defaultMaxTokens;
+  }
+  return tokens;
+}
+
+/** What the provider reported, when it reported anything. */
+export function reportedTokens(usage: TokensUsed | null | undefined): number | undefined {
+  return usage && Number.isFinite(usage.total) ? usage.total : undefined;
+}
+
+function charsOf(value: unknown): number {
+  if (typeof value === 'string') return value.length;
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + charsOf(v), 0);
+  return 0;
+}
