@@ -1,7 +1,9 @@
 /**
  * `npm start`: the API and one worker on one machine, as two processes (one core each on a
- * small machine). Output is prefixed per process; a signal is passed on to both; when either
- * exits, the other is stopped and the launcher exits with the first one's code.
+ * small machine). Text output is prefixed per process; JSON log lines pass through unchanged
+ * (they name their process in "app"), so they stay one JSON object per line. A signal is
+ * passed on to both; when either exits, the other is stopped and the launcher exits with the
+ * first one's code.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -14,7 +16,7 @@ let exiting = false;
 function run(name: string, script: string): ChildProcess {
   const child = spawn(process.execPath, [path.join(__dirname, script)], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
   for (const stream of [child.stdout!, child.stderr!]) {
-    readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${name}] ${line}\n`));
+    readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(line.startsWith('{') ? `${line}\n` : `[${name}] ${line}\n`));
   }
   child.on('exit', (code, signal) => {
     if (!exiting) {

@@ -21,10 +21,8 @@
  * BENCH_THROUGHPUT_DURATION_S (default 10), REDIS_URL (default redis://127.0.0.1:6379).
  */
 
-const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
@@ -32,7 +30,7 @@ const IORedis = require('ioredis');
 const { OpenAI } = require('openai');
 const autocannon = require('autocannon');
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, setShuttingDown } = require('../support');
 const DIST = path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -63,119 +61,6 @@ const WORKLOADS = {
   },
 };
 
-function posNum(raw, fallback) {
-  const n = Number(raw);
-  return raw !== undefined && raw !== '' && Number.isFinite(n) && n > 0 ? n : fallback;
-}
-
-const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// ------------------------------------------------------------------------------------------
-// Child processes
-
-/** Every child we started, so that any way out kills them. */
-const children = new Set();
-let shuttingDown = false;
-const prefixes = new Set();
-
-function startChild(name, args, env) {
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.benchName = name;
-  child.exited = false;
-  child.output = [];
-  children.add(child);
-  child.on('exit', (code, signal) => {
-    child.exited = true;
-    children.delete(child);
-    if (!child.stopping && !shuttingDown) log(`${name} exited unexpectedly (code ${code}, signal ${signal})\n${child.output.slice(-20).join('\n')}`);
-  });
-  let printed = 0;
-  const onLine = (stream) => (line) => {
-    child.output.push(line);
-    if (child.output.length > 200) child.output.shift();
-    // The gateway runs with LOG_LEVEL=warn, so whatever it prints is worth seeing; capped.
-    if (name !== 'fake' && line.trim() && printed++ < 50) process.stderr.write(`[${name}:${stream}] ${line}\n`);
-    for (const l of child.lineListeners ?? []) l(line);
-  };
-  splitLines(child.stdout, onLine('out'));
-  splitLines(child.stderr, onLine('err'));
-  return child;
-}
-
-function splitLines(stream, onLine) {
-  let buf = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk) => {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-}
-
-function waitForLine(child, re, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const existing = child.output.find((l) => re.test(l));
-    if (existing) return resolve(existing);
-    const timer = setTimeout(() => done(new Error(`${child.benchName}: no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
-    const onExit = () => done(new Error(`${child.benchName} exited before printing ${re}:\n${child.output.slice(-20).join('\n')}`));
-    const listener = (line) => {
-      if (re.test(line)) done(null, line);
-    };
-    child.lineListeners = [...(child.lineListeners ?? []), listener];
-    child.once('exit', onExit);
-    function done(err, line) {
-      clearTimeout(timer);
-      child.lineListeners = (child.lineListeners ?? []).filter((l) => l !== listener);
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolve(line);
-    }
-  });
-}
-
-async function stopChild(child, graceMs = 8000) {
-  if (!child || child.exited) return;
-  child.stopping = true;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (!child.exited) child.kill('SIGKILL');
-  }, graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-function killAllSync() {
-  for (const child of children) {
-    child.stopping = true;
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function startFake(latencyMs) {
   const port = await freePort();
   const fake = startChild('fake', [path.join(DIST, 'test/fakes/openai-fake.js'), '--port', String(port), '--latency', String(latencyMs), '--no-record'], {});
@@ -196,6 +81,8 @@ function gatewayEnv(prefix, fakeUrl, port) {
     API_KEYS: '',
     WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
     WORKER_QUEUES: 'openai',
+    RATE_LIMITS_FILE: path.join(__dirname, 'limits.yaml'),
+    WORKER_METRICS_PORT: '0',
     // Short, so that stopping the worker at the end does not take 25 s.
     WORKER_SHUTDOWN_GRACE_MS: '2000',
   };
@@ -259,17 +146,6 @@ async function stopStack(stack) {
   await stopChild(stack.worker);
   await stopChild(stack.api);
   await stopChild(stack.fake);
-}
-
-async function deletePrefixKeys(redis, prefix) {
-  let cursor = '0';
-  let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
-  return deleted;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -732,7 +608,7 @@ async function cleanup() {
 process.on('exit', killAllSync);
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => {
-    shuttingDown = true;
+    setShuttingDown(true);
     log(`${sig}: stopping children and cleaning up`);
     const hard = setTimeout(() => {
       killAllSync();

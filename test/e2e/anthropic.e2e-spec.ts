@@ -69,12 +69,12 @@ describe('POST /v1/inference: Anthropic', () => {
     expect(t.fake.count()).toBe(1);
   });
 
-  it('429 through every attempt is a 503 provider_rate_limited', async () => {
-    t.fake.failNext({ status: 429, headers: { 'retry-after': '0' } }, 3);
+  it("429s (Anthropic's reset headers) are sat out without spending attempts", async () => {
+    const reset = () => new Date(Date.now() + 100).toISOString();
+    t.fake.failNext({ status: 429, headers: { 'anthropic-ratelimit-requests-remaining': '0', 'anthropic-ratelimit-requests-reset': reset() } }, 3);
     const res = await t.gw.infer({ provider: 'anthropic', model, inputs: { prompts: ['x'] } });
-    expect(res.status).toBe(503);
-    expect(res.body.error.code).toBe('provider_rate_limited');
-    expect(t.fake.count()).toBe(3);
+    expect(res.status).toBe(200);
+    expect(t.fake.count()).toBe(4);
   });
 
   it('a refused key is a 500 provider_auth_failed without the key', async () => {

@@ -17,6 +17,10 @@ export interface FakeServerOptions {
   latencyMs?: number;
   /** Default true; when false, `requests` stays empty (benchmarks). Counting still works. */
   record?: boolean;
+  /** The provider's own requests-per-minute cap (sliding 60 s window), answered with 429 past it. Default none. */
+  rpm?: number;
+  /** The provider's own tokens-per-minute cap, as {@link rpm}. Default none. */
+  tpm?: number;
 }
 
 export interface FakeInjectedResponse {
@@ -387,6 +391,12 @@ function parseCliArgs(cliName: string, argv: string[]): FakeServerOptions {
         break;
       case '--no-record':
         opts.record = false;
+        break;
+      case '--rpm':
+        opts.rpm = num(flag, value());
+        break;
+      case '--tpm':
+        opts.tpm = num(flag, value());
         break;
       default:
         throw new Error(`${cliName}: unknown argument ${arg}`);

@@ -18,8 +18,11 @@ import { createHash, type Hash } from 'node:crypto';
 import type * as http from 'node:http';
 import { endianness } from 'node:os';
 import { type FakeInjectedResponse, FakeServer, type FakeServerOptions, type OutgoingResponse, readJsonBody, runFakeFromCli, splitUrl } from './fake-server';
+import { ProviderRateLimit, type RateVerdict } from './provider-rate-limit';
 
 export interface RecordedRequest {
+  /** When the request arrived (epoch ms). */
+  at: number;
   method: string;
   /** Path without the query string, e.g. '/v1/chat/completions'. */
   path: string;
@@ -631,7 +634,31 @@ interface OpenAIRequest {
   multipart: boolean;
 }
 
+/** A 429 from the fake's own rate limit, with OpenAI's rate-limit headers. */
+class RateLimitedError extends Error {
+  constructor(readonly verdict: RateVerdict) {
+    super('rate limited');
+  }
+}
+
+/** Tokens OpenAI charges at admission: the prompt's estimate plus max_tokens (else what it writes). */
+function admissionTokens(path: string, body: unknown): number {
+  if (!isObject(body)) return 0;
+  if (path === '/v1/embeddings') {
+    const input = body.input;
+    const texts = Array.isArray(input) ? input : [input];
+    return approxTokens(texts.reduce((n: number, t) => n + (typeof t === 'string' ? t.length : 0), 0));
+  }
+  let chars = 0;
+  for (const m of Array.isArray(body.messages) ? body.messages : []) chars += isObject(m) ? contentInfo(m.content).text.length : 0;
+  const max = typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens : typeof body.max_tokens === 'number' ? body.max_tokens : 16;
+  return approxTokens(chars) + max;
+}
+
 export class OpenAIFake extends FakeServer<RecordedRequest, OpenAIRequest, InjectedResponse> {
+  /** The fake's own RPM/TPM limit (options `rpm`, `tpm`); counts what it admitted and refused. */
+  readonly rateLimit: ProviderRateLimit;
+
   private constructor(server: http.Server, port: number, opts: OpenAIFakeOptions) {
     super(server, port, opts, {
       name: 'OpenAIFake',
@@ -640,6 +667,7 @@ export class OpenAIFake extends FakeServer<RecordedRequest, OpenAIRequest, Injec
       jsonContentType: JSON_CT,
       rawTextInjections: true,
     });
+    this.rateLimit = new ProviderRateLimit({ rpm: opts.rpm, tpm: opts.tpm });
   }
 
   static start(opts: OpenAIFakeOptions = {}): Promise<OpenAIFake> {
@@ -688,7 +716,7 @@ export class OpenAIFake extends FakeServer<RecordedRequest, OpenAIRequest, Injec
   }
 
   protected toRecorded(r: OpenAIRequest): RecordedRequest {
-    return { method: r.method, path: r.path, headers: r.headers, body: r.body };
+    return { at: Date.now(), method: r.method, path: r.path, headers: r.headers, body: r.body };
   }
 
   protected requestId(seq: number): string {
@@ -696,6 +724,17 @@ export class OpenAIFake extends FakeServer<RecordedRequest, OpenAIRequest, Injec
   }
 
   protected errorResponse(e: unknown): OutgoingResponse {
+    if (e instanceof RateLimitedError) {
+      const v = e.verdict;
+      const out = jsonResponse(429, errorBody('Rate limit reached for requests', 'requests', null, 'rate_limit_exceeded'));
+      Object.assign(out.headers, {
+        'x-ratelimit-remaining-requests': String(v.remainingRequests),
+        'x-ratelimit-remaining-tokens': String(v.remainingTokens),
+        'x-ratelimit-reset-requests': `${Math.max(1, v.resetRequestsMs)}ms`,
+        'x-ratelimit-reset-tokens': `${Math.max(1, v.resetTokensMs)}ms`,
+      });
+      return out;
+    }
     return e instanceof ApiError
       ? apiErrorResponse(e)
       : jsonResponse(500, errorBody(`OpenAIFake internal error: ${(e as Error).message}`, 'server_error', null, null));
@@ -709,6 +748,14 @@ export class OpenAIFake extends FakeServer<RecordedRequest, OpenAIRequest, Injec
   }
 
   protected answer({ method, path, body, parseError, multipart }: OpenAIRequest, seq: number): OutgoingResponse {
+    if (method === 'POST' && this.rateLimit.enabled && (path === '/v1/chat/completions' || path === '/v1/embeddings')) {
+      const verdict = this.rateLimit.check(admissionTokens(path, body));
+      if (!verdict.ok) throw new RateLimitedError(verdict);
+    }
+    if (method === 'GET' && path === '/_fake/rate-limit') {
+      const { admitted, refused, tokensAdmitted, admittedAt, admittedTokens, refusals } = this.rateLimit;
+      return jsonResponse(200, { admitted, refused, tokens_admitted: tokensAdmitted, admitted_at: admittedAt, admitted_tokens: admittedTokens, refusals });
+    }
     if (method === 'POST') {
       switch (path) {
         case '/v1/chat/completions':

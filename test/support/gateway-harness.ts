@@ -42,6 +42,8 @@ export class GatewayHarness {
       // BullMQ's stalled checker can start one last timer of lockDuration/2 while a worker
       // closes; a short lock keeps that tail (which holds Jest open) to a second.
       WORKER_LOCK_DURATION_MS: '2000',
+      // The shipped provider limits would throttle load tests; tests that test limits bring theirs.
+      RATE_LIMITS_FILE: 'none',
       ...env,
     };
   }

@@ -9,6 +9,7 @@ import {
   InferenceJobData,
   JobFailure,
   RawInferenceResponse,
+  TokensUsed,
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { classifyProviderError } from '@lib/providers';
@@ -17,15 +18,17 @@ import { BlobStore, REDIS, RedisKeys, RetryableJobError } from '@lib/queue';
 import { AdapterRegistry } from './adapter-registry';
 import { CancelRegistry } from './cancel-registry';
 import { JobMedia } from './job-media';
+import { RateGate } from './rate-gate';
 
 /** Abort reasons the worker host gives BullMQ's job signal. */
 export const ABORT_CANCELED = 'canceled';
 export const ABORT_SHUTDOWN = 'shutdown';
 
 /**
- * Runs one inference job: reads the job, calls the provider's adapter, returns the response
- * to store. Every failure leaves as RetryableJobError (BullMQ retries it with the gateway's
- * backoff), UnrecoverableError (no retry) or WaitingError (handed back on shutdown).
+ * Runs one inference job: reads the job, passes the provider's shared rate limits, calls the
+ * provider's adapter, returns the response to store. Every failure leaves as RetryableJobError
+ * (BullMQ retries it with the gateway's backoff), UnrecoverableError (no retry), WaitingError
+ * (handed back on shutdown) or DelayedError (asleep until its rate-limit slot or a 429 pause).
  */
 @Injectable()
 export class InferenceProcessor {
@@ -38,6 +41,7 @@ export class InferenceProcessor {
     private readonly blobs: BlobStore,
     private readonly adapters: AdapterRegistry,
     private readonly cancels: CancelRegistry,
+    private readonly gate: RateGate,
   ) {}
 
   async process(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, signal: AbortSignal): Promise<RawInferenceResponse> {
@@ -52,9 +56,13 @@ export class InferenceProcessor {
         }),
       );
     }
+    const ticket = await this.gate.enter(job, token);
     const media = new JobMedia(request.inputs, this.blobs, this.config, signal);
+    let usage: TokensUsed | null | undefined;
     try {
-      const out = await adapter.run(request, { signal, media });
+      const progress = (value: number | object): void => void job.updateProgress(value).catch(() => undefined);
+      const out = await adapter.run(request, { signal, media, progress });
+      usage = out.tokensUsed;
       return {
         data: out.data,
         provider: request.provider,
@@ -66,6 +74,8 @@ export class InferenceProcessor {
     } catch (err) {
       throw await this.toJobError(err, job, token, signal);
     } finally {
+      // Not awaited: the lease and the token count are settled while the result is stored.
+      void this.gate.leave(ticket, usage);
       await media.cleanup();
     }
   }
@@ -94,6 +104,10 @@ export class InferenceProcessor {
     if (!failure.retryable) {
       if (failure.error.code === 'internal_error') this.logger.error(`job ${job.id}: ${(err as Error)?.stack ?? String(err)}`);
       return this.permanent(failure);
+    }
+    if (failure.error.code === 'provider_rate_limited') {
+      const requeued = await this.gate.sitOut(job, token, retryAfterMs);
+      if (requeued) return requeued;
     }
     return this.retryable(failure, job, retryAfterMs);
   }

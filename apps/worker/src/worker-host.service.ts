@@ -1,6 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job, Worker } from 'bullmq';
-import type IORedis from 'ioredis';
 import {
   blobRefsOf,
   CompletionNotice,
@@ -10,10 +9,11 @@ import {
   RawInferenceResponse,
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { BlobStore, createRedis, GATEWAY_BACKOFF, REDIS, RedisKeys, retryDelayMs } from '@lib/queue';
+import { BlobStore, createRedis, duplicateRedis, GATEWAY_BACKOFF, REDIS, RedisClient, RedisKeys, retryDelayMs } from '@lib/queue';
 import { sweepStaleTempFiles } from '@lib/media';
 import { ABORT_CANCELED, ABORT_SHUTDOWN, InferenceProcessor } from './inference.processor';
 import { CancelRegistry } from './cancel-registry';
+import { WorkerMetricsService } from './worker-metrics.service';
 import { WORKER_QUEUES } from './worker.tokens';
 
 /** Results up to this size travel in the completion notice; larger ones are read from the job. */
@@ -31,24 +31,25 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
   private readonly logger = new Logger(WorkerHost.name);
   private readonly workers: Worker<InferenceJobData, RawInferenceResponse>[] = [];
   /** BullMQ does not close a connection it was given: we do, after the workers. */
-  private readonly connections: IORedis[] = [];
-  private subscriber?: IORedis;
+  private readonly connections: RedisClient[] = [];
+  private subscriber?: RedisClient;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-    @Inject(REDIS) private readonly redis: IORedis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(WORKER_QUEUES) private readonly queues: QueueName[],
     private readonly keys: RedisKeys,
     private readonly blobs: BlobStore,
     private readonly processor: InferenceProcessor,
     private readonly cancels: CancelRegistry,
+    private readonly metrics: WorkerMetricsService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     const swept = await sweepStaleTempFiles(this.config.mediaTmpDir, STALE_TEMP_MS).catch(() => 0);
     if (swept > 0) this.logger.log(`removed ${swept} stale temp file(s) from ${this.config.mediaTmpDir}`);
 
-    const subscriber = this.redis.duplicate({ connectionName: 'gw-worker-cancel' });
+    const subscriber = duplicateRedis(this.redis, 'worker-cancel');
     this.subscriber = subscriber;
     subscriber.on('error', (err) => this.logger.warn(`cancel subscriber: ${err.message}`));
     subscriber.on('message', (_channel: string, jobId: string) => {
@@ -63,10 +64,10 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
 
   private startWorker(queue: QueueName): Worker<InferenceJobData, RawInferenceResponse> {
     const backoff = { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs };
-    const connection = createRedis(this.config.redisUrl, `worker-${queue}`, { maxRetriesPerRequest: null });
+    const connection = createRedis(this.config, `worker-${queue}`, { maxRetriesPerRequest: null });
     this.connections.push(connection);
     const worker = new Worker<InferenceJobData, RawInferenceResponse>(
-      queue,
+      this.keys.queueName(queue),
       // Three declared parameters: BullMQ passes the abort signal only to such processors.
       (job, token, signal) => this.processor.process(job, token, signal!),
       {
@@ -88,6 +89,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
       if (job) void this.onFailed(job, err);
     });
     worker.on('error', (err) => this.logger.warn(`${queue} worker: ${err.message}`));
+    this.metrics.observeWorker(queue, worker);
     return worker;
   }
 

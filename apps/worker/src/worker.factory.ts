@@ -1,7 +1,9 @@
 import { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ALL_QUEUES, QueueName } from '@lib/contracts';
-import { GatewayConfig, logLevels } from '@lib/config';
+import { GatewayConfig } from '@lib/config';
+import { createAppLogger } from '@lib/metrics';
+import type { DestinationStream } from 'pino';
 import { AdapterRegistry } from './adapter-registry';
 import { WorkerModule } from './worker.module';
 
@@ -25,16 +27,18 @@ export function chooseQueues(config: GatewayConfig): QueueName[] {
   }
   if (servable.length === 0) {
     throw new WorkerStartError(
-      `No provider is configured, so this worker has no queue to serve (queues: ${ALL_QUEUES.join(', ')}). Set OPENAI_API_KEY, ANTHROPIC_API_KEY or GOOGLE_CLOUD_PROJECT.`,
+      `No provider is configured, so this worker has no queue to serve (queues: ${ALL_QUEUES.join(', ')}). Set OPENAI_API_KEY, ANTHROPIC_API_KEY or GOOGLE_CLOUD_PROJECT (or PLUGINS_DIR / E5_BASE_URL for the plugins queue).`,
     );
   }
   return servable;
 }
 
 /** The worker: an application context (no HTTP server) whose WorkerHost runs the queues. */
-export async function createWorkerApp(config: GatewayConfig): Promise<INestApplicationContext> {
+export async function createWorkerApp(config: GatewayConfig, options: { logDestination?: DestinationStream } = {}): Promise<INestApplicationContext> {
   const queues = chooseQueues(config);
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, queues), { logger: logLevels(config.logLevel) });
+  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, queues), {
+    logger: createAppLogger(config, 'worker', options.logDestination),
+  });
   app.enableShutdownHooks();
   return app;
 }

@@ -1,11 +1,17 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { QueueName } from '@lib/contracts';
 import { ConfigModule, GatewayConfig } from '@lib/config';
-import { QueueModule } from '@lib/queue';
+import { QueueModule, REDIS } from '@lib/queue';
+import { ProviderLimiter } from '@lib/ratelimit';
+import { MetricsModule } from '@lib/metrics';
+import type IORedis from 'ioredis';
 import { AdapterRegistry } from './adapter-registry';
 import { CancelRegistry } from './cancel-registry';
 import { InferenceProcessor } from './inference.processor';
+import { RateGate } from './rate-gate';
 import { WorkerHost } from './worker-host.service';
+import { WorkerHeartbeatService } from './worker-heartbeat.service';
+import { WorkerMetricsService } from './worker-metrics.service';
 import { WORKER_QUEUES } from './worker.tokens';
 
 @Module({})
@@ -13,8 +19,24 @@ export class WorkerModule {
   static forRoot(config: GatewayConfig, queues: QueueName[]): DynamicModule {
     return {
       module: WorkerModule,
-      imports: [ConfigModule.forRoot(config), QueueModule.forWorker(config)],
-      providers: [AdapterRegistry, CancelRegistry, InferenceProcessor, WorkerHost, { provide: WORKER_QUEUES, useValue: queues }],
+      imports: [ConfigModule.forRoot(config), QueueModule.forWorker(config), MetricsModule.forRoot('worker')],
+      providers: [
+        AdapterRegistry,
+        CancelRegistry,
+        InferenceProcessor,
+        WorkerHost,
+        RateGate,
+        WorkerMetricsService,
+        WorkerHeartbeatService,
+        { provide: WORKER_QUEUES, useValue: queues },
+        {
+          provide: ProviderLimiter,
+          inject: [REDIS],
+          // A lease outlives its crashed holder by the longest a call with its downloads may take.
+          useFactory: (redis: IORedis) =>
+            new ProviderLimiter(redis, config.queuePrefix, config.rateLimits, { leaseTtlMs: config.providerTimeoutMs + config.mediaDownloadTimeoutMs + 60_000 }),
+        },
+      ],
     };
   }
 }

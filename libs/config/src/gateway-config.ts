@@ -1,4 +1,5 @@
 import { QueueName } from '@lib/contracts';
+import type { RateLimitsConfig } from './rate-limits';
 
 /**
  * Everything the API and the workers read from the environment, validated once before Nest
@@ -11,10 +12,21 @@ export interface GatewayConfig {
   host: string;
   /** REDIS_URL. @defaultValue redis://127.0.0.1:6379 */
   redisUrl: string;
+  /**
+   * REDIS_CLUSTER_NODES: comma-separated `host:port` seed nodes of a Redis Cluster. When set,
+   * every connection is a cluster client, each queue gets its own hash tag, and REDIS_URL only
+   * supplies username, password and TLS (`rediss://`). @defaultValue unset (one Redis at REDIS_URL)
+   */
+  redisClusterNodes?: Array<{ host: string; port: number }>;
   /** QUEUE_PREFIX: prefix of every Redis key the gateway writes. @defaultValue gw */
   queuePrefix: string;
   /** API_KEYS: comma-separated bearer keys; empty means no auth and loopback only. */
   apiKeys: string[];
+  /**
+   * ADMIN_API_KEYS: comma-separated keys that open the queue dashboard at /admin/queues, each
+   * at least 16 characters and none of them an API_KEYS key. @defaultValue empty: dashboard off (404 admin_disabled)
+   */
+  adminApiKeys: string[];
   /** API_MAX_BODY_BYTES: largest request body accepted. @defaultValue 67108864 (64 MiB) */
   maxBodyBytes: number;
   /** SYNC_TIMEOUT_MS: how long POST /v1/inference waits before answering 202. @defaultValue 60000 */
@@ -52,8 +64,45 @@ export interface GatewayConfig {
   openai: { apiKey?: string; baseUrl?: string };
   anthropic: { apiKey?: string; baseUrl?: string };
   google: { project?: string; location: string; vertexBaseUrl?: string; vertexAuth: 'adc' | 'none' };
-  /** PLUGINS_DIR: folder of custom inference plugins (not loaded yet). */
+  /** RATE_LIMITS_FILE: provider RPM/TPM/concurrency caps (config/limits.yaml; `none` = no caps). */
+  rateLimits: RateLimitsConfig;
+  /** RATE_LIMIT_MAX_REQUEUES: provider 429s a job sits out (uncharged) before they count as failed attempts. @defaultValue 20 */
+  rateLimitMaxRequeues: number;
+  /** API_RATE_LIMIT_RPM: requests per minute per API key (per address without keys); 0 = off. @defaultValue 0 */
+  apiRateLimitRpm: number;
+  /** API_RATE_LIMIT_BURST: requests a client may send at once after idle time. @defaultValue API_RATE_LIMIT_RPM */
+  apiRateLimitBurst: number;
+  /** QUEUE_MAX_BACKLOG: jobs waiting or delayed per queue before the API answers 503; 0 = no bound. @defaultValue 100000 */
+  queueMaxBacklog: number;
+  /** IDEMPOTENCY_TTL_SECONDS: how long an Idempotency-Key keeps answering with its first job. @defaultValue 86400 */
+  idempotencyTtlSeconds: number;
+  /** PLUGINS_DIR: folder of custom inference plugins, one sub-folder (plugin.json + module) each. @defaultValue unset: no custom plugins */
   pluginsDir?: string;
+  /** PLUGIN_TIMEOUT_MS: time one plugin call may take when its manifest sets no `timeout_ms`. @defaultValue 60000 */
+  pluginTimeoutMs: number;
+  /** PLUGIN_CONCURRENCY: calls in flight per plugin per worker process (one child process each) when its manifest sets no `concurrency`. @defaultValue 2 */
+  pluginConcurrency: number;
+  /** PLUGIN_KILL_GRACE_MS: after a timeout or cancel, how long a plugin's process may take to stop before it is killed. @defaultValue 2000 */
+  pluginKillGraceMs: number;
+  /**
+   * The builtin `text_extractor@v1` (multilingual-e5-large-instruct) served by a text-embedding
+   * server the operator runs. E5_BASE_URL: the server (unset: the extractor answers 503).
+   * E5_API: `tei` (POST {base}/embed), `openai` (POST {base}/embeddings) or `auto` (openai when
+   * the URL ends in /v1) @defaultValue auto. E5_MODEL: model name sent to OpenAI-compatible servers
+   * @defaultValue intfloat/multilingual-e5-large-instruct. E5_MAX_BATCH: texts per server call
+   * @defaultValue 32. E5_API_KEY: bearer key for the server @defaultValue unset.
+   */
+  e5: { baseUrl?: string; api: 'tei' | 'openai'; model: string; maxBatch: number; apiKey?: string };
   /** LOG_LEVEL: error, warn, log, debug. @defaultValue log */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** LOG_FORMAT: `json` (pino, one JSON object per line) or `text` (Nest's console format). @defaultValue json */
+  logFormat: 'json' | 'text';
+  /** METRICS_PUBLIC: serve the API's GET /metrics without a key (else an API_KEYS or ADMIN_API_KEYS key). @defaultValue false */
+  metricsPublic: boolean;
+  /** WORKER_METRICS_PORT: port of a worker's GET /metrics and /health; 0 = off. @defaultValue 9464 */
+  workerMetricsPort: number;
+  /** WORKER_METRICS_HOST: bind address of that port. @defaultValue 0.0.0.0 */
+  workerMetricsHost: string;
+  /** WORKER_HEARTBEAT_INTERVAL_MS: how often a worker refreshes its heartbeat; it counts as gone after 3 intervals without one. @defaultValue 5000 */
+  workerHeartbeatIntervalMs: number;
 }

@@ -1,7 +1,9 @@
+import { statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ALL_QUEUES, isQueueName, QueueName } from '@lib/contracts';
 import { GatewayConfig } from './gateway-config';
+import { loadRateLimits } from './rate-limits';
 
 /** Thrown with every problem found, each with how to fix it. */
 export class ConfigError extends Error {
@@ -28,6 +30,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     .split(',')
     .map((k) => k.trim())
     .filter((k) => k.length > 0);
+  const adminApiKeys = parseAdminKeys(env.ADMIN_API_KEYS, apiKeys, problems);
   const host = env.HOST?.trim() || (apiKeys.length > 0 ? '0.0.0.0' : '127.0.0.1');
   if (apiKeys.length === 0 && !isLoopbackHost(host)) {
     problems.push(
@@ -40,6 +43,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   if (!/^rediss?:\/\//.test(redisUrl)) {
     problems.push(`REDIS_URL=${redact(redisUrl)} must start with redis:// or rediss://`);
   }
+  const redisClusterNodes = parseClusterNodes(env.REDIS_CLUSTER_NODES, redisUrl, problems);
 
   const workerQueues = parseQueues(env.WORKER_QUEUES, problems);
   const defaultConcurrency = read.int('WORKER_CONCURRENCY', 32, 1, 10_000);
@@ -56,13 +60,19 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   if (!['error', 'warn', 'log', 'debug'].includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel} must be one of error, warn, log, debug`);
   }
+  const logFormat = (env.LOG_FORMAT?.trim() || 'json').toLowerCase();
+  if (logFormat !== 'json' && logFormat !== 'text') {
+    problems.push(`LOG_FORMAT=${logFormat} must be "json" (one JSON object per line) or "text"`);
+  }
 
   const config: GatewayConfig = {
     port: read.int('PORT', 8000, 0, 65535),
     host,
     redisUrl,
+    redisClusterNodes,
     queuePrefix: read.str('QUEUE_PREFIX', 'gw', /^[A-Za-z0-9_{}.-]+$/, 'letters, digits, _ . - { } only'),
     apiKeys,
+    adminApiKeys,
     maxBodyBytes: read.int('API_MAX_BODY_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31),
     syncTimeoutMs: read.int('SYNC_TIMEOUT_MS', 60_000, 0, 3_600_000),
     syncMaxWaiters: read.int('SYNC_MAX_WAITERS', 10_000, 0, 1_000_000),
@@ -88,14 +98,102 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       vertexBaseUrl: read.url('GOOGLE_VERTEX_BASE_URL'),
       vertexAuth: vertexAuth === 'none' ? 'none' : 'adc',
     },
+    rateLimits: loadRateLimits(nonEmpty(env.RATE_LIMITS_FILE), problems),
+    rateLimitMaxRequeues: read.int('RATE_LIMIT_MAX_REQUEUES', 20, 0, 10_000),
+    apiRateLimitRpm: read.int('API_RATE_LIMIT_RPM', 0, 0, 10_000_000),
+    apiRateLimitBurst: read.int('API_RATE_LIMIT_BURST', 0, 0, 10_000_000),
+    queueMaxBacklog: read.int('QUEUE_MAX_BACKLOG', 100_000, 0, 1_000_000_000),
+    idempotencyTtlSeconds: read.int('IDEMPOTENCY_TTL_SECONDS', 86_400, 1, 365 * 86_400),
     pluginsDir: nonEmpty(env.PLUGINS_DIR),
+    pluginTimeoutMs: read.int('PLUGIN_TIMEOUT_MS', 60_000, 100, 24 * 3_600_000),
+    pluginConcurrency: read.int('PLUGIN_CONCURRENCY', 2, 1, 256),
+    pluginKillGraceMs: read.int('PLUGIN_KILL_GRACE_MS', 2_000, 0, 600_000),
+    e5: parseE5(env, read, problems),
     logLevel: logLevel as GatewayConfig['logLevel'],
+    logFormat: logFormat === 'text' ? 'text' : 'json',
+    metricsPublic: read.bool('METRICS_PUBLIC', false),
+    workerMetricsPort: read.int('WORKER_METRICS_PORT', 9464, 0, 65535),
+    workerMetricsHost: env.WORKER_METRICS_HOST?.trim() || '0.0.0.0',
+    workerHeartbeatIntervalMs: read.int('WORKER_HEARTBEAT_INTERVAL_MS', 5_000, 100, 600_000),
   };
+  if (config.redisClusterNodes && /[{}]/.test(config.queuePrefix)) {
+    problems.push(
+      `QUEUE_PREFIX=${config.queuePrefix} has braces, which would put every queue in one cluster slot; ` +
+        'with REDIS_CLUSTER_NODES the gateway gives each queue its own hash tag: use a prefix without { }',
+    );
+  }
+  if (config.apiRateLimitBurst === 0) config.apiRateLimitBurst = config.apiRateLimitRpm;
+  if (config.idempotencyTtlSeconds > config.jobRetentionSeconds) {
+    problems.push(
+      `IDEMPOTENCY_TTL_SECONDS=${config.idempotencyTtlSeconds} is longer than JOB_RETENTION_SECONDS=${config.jobRetentionSeconds}: ` +
+        'a key would outlive the job it answers with; lower it or keep jobs longer',
+    );
+  }
+  if (config.pluginsDir && !statSync(config.pluginsDir, { throwIfNoEntry: false })?.isDirectory()) {
+    problems.push(`PLUGINS_DIR=${config.pluginsDir} is not a folder; create it (one sub-folder per plugin) or unset PLUGINS_DIR`);
+  }
   if (config.retryMaxDelayMs < config.retryBaseDelayMs) {
     problems.push('RETRY_MAX_DELAY_MS must be at least RETRY_BASE_DELAY_MS');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/**
+ * `host:port` seeds of a Redis Cluster (`[v6]:port` for IPv6). A cluster has database 0 only,
+ * so a REDIS_URL that selects another one is a mistake worth stopping for.
+ */
+function parseClusterNodes(raw: string | undefined, redisUrl: string, problems: string[]): GatewayConfig['redisClusterNodes'] {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  const nodes: Array<{ host: string; port: number }> = [];
+  const entries = value.split(',').map((n) => n.trim()).filter(Boolean);
+  if (entries.length === 0) problems.push('REDIS_CLUSTER_NODES lists no node; give host:port seeds or unset it');
+  for (const entry of entries) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(entry);
+    const port = match ? Number(match[2]) : 0;
+    if (!match || port < 1 || port > 65535) {
+      problems.push(`REDIS_CLUSTER_NODES entry "${entry}" must be host:port, e.g. redis-0.redis:6379,redis-1.redis:6379`);
+      continue;
+    }
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ''), port });
+  }
+  const db = /^rediss?:\/\/[^/]*\/(\d+)/.exec(redisUrl)?.[1];
+  if (db !== undefined && db !== '0') {
+    problems.push(`REDIS_URL selects database ${db}, but a Redis Cluster has database 0 only: drop the /${db} with REDIS_CLUSTER_NODES`);
+  }
+  return nodes;
+}
+
+/** Dashboard keys are never echoed in a problem: they are named by position. */
+function parseAdminKeys(raw: string | undefined, apiKeys: string[], problems: string[]): string[] {
+  const keys = (raw ?? '').split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  keys.forEach((key, i) => {
+    if (key.length < 16) {
+      problems.push(`ADMIN_API_KEYS key #${i + 1} is ${key.length} characters; use at least 16 (e.g. openssl rand -hex 24)`);
+    }
+    if (apiKeys.includes(key)) {
+      problems.push(`ADMIN_API_KEYS key #${i + 1} is also in API_KEYS; the dashboard needs keys of its own`);
+    }
+  });
+  return keys;
+}
+
+/** The builtin E5 extractor's server: TEI's /embed, or an OpenAI-compatible /embeddings (auto: by a trailing /v1). */
+function parseE5(env: Env, read: EnvReader, problems: string[]): GatewayConfig['e5'] {
+  const baseUrl = read.url('E5_BASE_URL');
+  const api = (env.E5_API?.trim() || 'auto').toLowerCase();
+  if (!['auto', 'tei', 'openai'].includes(api)) {
+    problems.push(`E5_API=${api} must be "tei" (text-embeddings-inference /embed), "openai" (/v1/embeddings) or "auto"`);
+  }
+  const chosen = api === 'tei' || api === 'openai' ? api : baseUrl && /\/v1$/.test(new URL(baseUrl).pathname) ? 'openai' : 'tei';
+  return {
+    baseUrl,
+    api: chosen,
+    model: nonEmpty(env.E5_MODEL) ?? 'intfloat/multilingual-e5-large-instruct',
+    maxBatch: read.int('E5_MAX_BATCH', 32, 1, 4096),
+    apiKey: nonEmpty(env.E5_API_KEY),
+  };
 }
 
 function parseQueues(raw: string | undefined, problems: string[]): QueueName[] | undefined {

@@ -63,6 +63,8 @@ export class GatewayError extends Error {
     message: string,
     readonly code?: string,
     readonly details?: Record<string, unknown>,
+    /** Response headers that go with the error (Retry-After, X-RateLimit-*). */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
     this.name = 'GatewayError';

@@ -15,6 +15,18 @@ export interface InferenceJobData {
   receivedAt: number;
   /** Pub/sub channel of the API process waiting synchronously for this job, if any. */
   notify?: string;
+  /** The request's `x-request-id` (the client's, or one the API made up): the worker's log lines about this job carry it. */
+  requestId?: string;
+  /** The worker's rate-limit bookkeeping (set by the worker, never by the API). */
+  limiter?: LimiterState;
+}
+
+/** Where a job stands with the provider's shared rate limits. */
+export interface LimiterState {
+  /** The job holds a reserved slot for the attempt with this `attemptsMade`. */
+  prepaidAttempt?: number;
+  /** Provider 429s this job has sat out, uncharged. */
+  requeues?: number;
 }
 
 /** Job name -> payload. A processor is typed by the name it serves. */

@@ -71,13 +71,35 @@ export function isBlobRef(value: unknown): value is BlobRef {
   return typeof value === 'object' && value !== null && typeof (value as BlobRef).$blob === 'string';
 }
 
+/**
+ * `provider` of a request served by a plugin (inference_name / feature_uri mode): the response
+ * says `"provider": "plugin"` and `"model": "<inference_name>"`, so a feature URI shows what it
+ * resolved to.
+ */
+export const PLUGIN_PROVIDER = 'plugin';
+
+/** Who serves a request: a provider, or a plugin on the plugins queue. */
+export type RequestProvider = Provider | typeof PLUGIN_PROVIDER;
+
+/** The plugin (and which of its outputs) a plugin-mode request runs. */
+export interface PluginTarget {
+  /** `name_version` with dots as underscores, e.g. `my_text_embedder_1_0_0`. */
+  inferenceName: string;
+  name: string;
+  version: string;
+  /** The output a feature URI named, or the plugin's only output; absent for a multi-output plugin named by inference_name. */
+  output?: string;
+}
+
 /** A request after validation: mode resolved, task chosen, big blobs moved out. */
 export interface NormalizedRequest {
-  provider: Provider;
+  provider: RequestProvider;
   model: string;
   task: Task;
   inputs: Record<string, unknown>;
   parameters: Record<string, unknown>;
+  /** Set exactly when `provider` is PLUGIN_PROVIDER. */
+  plugin?: PluginTarget;
 }
 
 /** The blob keys a request's inputs point at (to delete them when the job ends). */

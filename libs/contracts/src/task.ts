@@ -4,4 +4,6 @@ export enum Task {
   Embedding = 'embedding',
   Transcription = 'transcription',
   MultimodalEmbedding = 'multimodal_embedding',
+  /** A custom or builtin plugin (inference_name / feature_uri); its `data` is what the plugin returns. */
+  Plugin = 'plugin',
 }

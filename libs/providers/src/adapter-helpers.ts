@@ -40,3 +40,32 @@ export async function loadImages(
 
 /** The image types every chat provider here accepts. */
 export const CHAT_IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+
+/** A provider call outlived PROVIDER_TIMEOUT_MS (classified as `provider_timeout`, retryable). */
+export class ProviderTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+    this.name = 'ProviderTimeoutError';
+  }
+}
+
+/**
+ * One SDK call under the job's abort signal and our own timeout. The SDKs' own timeouts
+ * surface on Node 20 as a plain "Connection error." (their abort detection misses the fetch
+ * AbortError), which would be retried as unreachable and never reported as a timeout; so the
+ * SDK timeout is only a backstop and this one decides.
+ */
+export async function callWithTimeout<T>(signal: AbortSignal, timeoutMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  try {
+    return await call(AbortSignal.any([signal, timeout]));
+  } catch (err) {
+    if (timeout.aborted && !signal.aborted) throw new ProviderTimeoutError(timeoutMs);
+    throw err;
+  }
+}
+
+/** The SDK's own timeout, left as a backstop behind callWithTimeout. */
+export function backstopTimeout(timeoutMs: number): number {
+  return timeoutMs + 5_000;
+}

@@ -25,6 +25,8 @@ export interface AdapterContext {
   /** Aborted when the job is canceled or the worker shuts down. */
   signal: AbortSignal;
   media: MediaSource;
+  /** Reports how far a long job has come (0-100, or an object); shown as the job's `progress`. */
+  progress?: (progress: number | object) => void;
 }
 
 export interface AdapterResult {

@@ -1,4 +1,4 @@
-import { classifyProviderError, redactSecrets, retryAfterMs } from './provider-error';
+import { classifyProviderError, rateLimitResetMs, redactSecrets, retryAfterMs } from './provider-error';
 
 class FakeApiError extends Error {
   constructor(
@@ -64,5 +64,41 @@ describe('retryAfterMs', () => {
 describe('redactSecrets', () => {
   it('removes keys and bearer tokens', () => {
     expect(redactSecrets('key sk-proj-abcdefghij123 and Bearer abc.def and api_key=xyz123')).toBe('key *** and Bearer *** and api_key=***');
+  });
+});
+
+describe('retryAfterMs from rate-limit headers', () => {
+  const now = Date.parse('2026-11-26T10:00:00Z');
+
+  it('prefers retry-after-ms, then retry-after', () => {
+    expect(retryAfterMs({ 'retry-after-ms': '250', 'retry-after': '9', 'x-ratelimit-reset-requests': '30s' }, now)).toBe(250);
+    expect(retryAfterMs({ 'retry-after': '2', 'x-ratelimit-reset-requests': '30s' }, now)).toBe(2000);
+  });
+
+  it("reads OpenAI's reset durations, taking the exhausted budget", () => {
+    const headers = {
+      'x-ratelimit-remaining-requests': '12',
+      'x-ratelimit-reset-requests': '120ms',
+      'x-ratelimit-remaining-tokens': '0',
+      'x-ratelimit-reset-tokens': '6m0.5s',
+    };
+    expect(retryAfterMs(headers, now)).toBe(360_500);
+    expect(rateLimitResetMs({ 'x-ratelimit-reset-requests': '1h2m3s' }, now)).toBe(3_723_000);
+    expect(rateLimitResetMs({ 'x-ratelimit-reset-requests': '20ms', 'x-ratelimit-reset-tokens': '2s' }, now)).toBe(20);
+  });
+
+  it("reads Anthropic's RFC 3339 reset times", () => {
+    const headers = {
+      'anthropic-ratelimit-requests-remaining': '0',
+      'anthropic-ratelimit-requests-reset': '2026-11-26T10:00:07Z',
+      'anthropic-ratelimit-tokens-remaining': '5000',
+      'anthropic-ratelimit-tokens-reset': '2026-11-26T10:00:01Z',
+    };
+    expect(retryAfterMs(headers, now)).toBe(7000);
+  });
+
+  it('gives nothing when no header says anything', () => {
+    expect(retryAfterMs({ 'x-ratelimit-reset-requests': 'soon' }, now)).toBeUndefined();
+    expect(retryAfterMs(undefined, now)).toBeUndefined();
   });
 });

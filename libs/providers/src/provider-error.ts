@@ -128,15 +128,60 @@ function header(headers: unknown, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** `retry-after-ms`, then `retry-after` (seconds or an HTTP date), in ms. */
+/**
+ * `retry-after-ms`, then `retry-after` (seconds or an HTTP date), then the reset time of the
+ * exhausted budget in the providers' rate-limit headers, in ms.
+ */
 export function retryAfterMs(headers: unknown, now = Date.now()): number | undefined {
   const ms = Number(header(headers, 'retry-after-ms'));
   if (Number.isFinite(ms) && ms > 0) return ms;
   const raw = header(headers, 'retry-after');
-  if (!raw) return undefined;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(raw);
+  if (raw) {
+    const seconds = Number(raw);
+    if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+    const date = Date.parse(raw);
+    if (Number.isFinite(date)) return Math.max(0, date - now);
+  }
+  return rateLimitResetMs(headers, now);
+}
+
+/** Budgets the providers report: `<remaining header>` and `<reset header>` of each. */
+const RESET_HEADERS: Array<[remaining: string, reset: string]> = [
+  // OpenAI: durations such as "1s", "6m0s", "20ms".
+  ['x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  ['x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+  // Anthropic: RFC 3339 times.
+  ['anthropic-ratelimit-requests-remaining', 'anthropic-ratelimit-requests-reset'],
+  ['anthropic-ratelimit-tokens-remaining', 'anthropic-ratelimit-tokens-reset'],
+  ['anthropic-ratelimit-input-tokens-remaining', 'anthropic-ratelimit-input-tokens-reset'],
+  ['anthropic-ratelimit-output-tokens-remaining', 'anthropic-ratelimit-output-tokens-reset'],
+];
+
+/**
+ * When the exhausted budget refills: the latest reset among budgets with nothing remaining,
+ * or, when none says so, the earliest reset given.
+ */
+export function rateLimitResetMs(headers: unknown, now = Date.now()): number | undefined {
+  let exhausted: number | undefined;
+  let earliest: number | undefined;
+  for (const [remainingName, resetName] of RESET_HEADERS) {
+    const reset = parseReset(header(headers, resetName), now);
+    if (reset === undefined) continue;
+    if (header(headers, remainingName)?.trim() === '0') exhausted = Math.max(exhausted ?? 0, reset);
+    earliest = Math.min(earliest ?? Infinity, reset);
+  }
+  return exhausted ?? earliest;
+}
+
+function parseReset(raw: string | undefined, now: number): number | undefined {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  const duration = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$/.exec(value);
+  if (duration && duration.slice(1).some((p) => p !== undefined)) {
+    const [h, m, sec, ms] = duration.slice(1).map((p) => Number(p ?? 0));
+    return Math.ceil(h * 3_600_000 + m * 60_000 + sec * 1000 + ms);
+  }
+  const date = Date.parse(value);
   return Number.isFinite(date) ? Math.max(0, date - now) : undefined;
 }
 

@@ -1,9 +1,8 @@
 import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { ErrorType, GatewayError } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
+import { BearerKeys } from './bearer-keys';
 import { IS_PUBLIC } from './public.decorator';
 
 /**
@@ -13,31 +12,19 @@ import { IS_PUBLIC } from './public.decorator';
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  private readonly digests: Buffer[];
+  private readonly keys: BearerKeys;
 
   constructor(
     @Inject(GATEWAY_CONFIG) config: GatewayConfig,
     private readonly reflector: Reflector,
   ) {
-    this.digests = config.apiKeys.map(digest);
+    this.keys = new BearerKeys(config.apiKeys);
   }
 
   canActivate(context: ExecutionContext): boolean {
-    if (this.digests.length === 0) return true;
+    if (this.keys.size === 0) return true;
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [context.getHandler(), context.getClass()])) return true;
-    const header = context.switchToHttp().getRequest<FastifyRequest>().headers.authorization;
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (!match) {
-      throw new GatewayError(ErrorType.Unauthorized, 'Missing API key: send Authorization: Bearer <key>', 'missing_api_key');
-    }
-    const given = digest(match[1]);
-    let ok = false;
-    for (const known of this.digests) ok = timingSafeEqual(given, known) || ok;
-    if (!ok) throw new GatewayError(ErrorType.Unauthorized, 'Invalid API key', 'invalid_api_key');
+    this.keys.check(context.switchToHttp().getRequest<FastifyRequest>().headers.authorization);
     return true;
   }
-}
-
-function digest(key: string): Buffer {
-  return createHash('sha256').update(key).digest();
 }

@@ -31,7 +31,7 @@ export class HttpErrorFilter implements ExceptionFilter {
   toHttp(exception: unknown): { status: number; body: ErrorResponse | HTTPValidationError; headers?: Record<string, string> } {
     if (exception instanceof RequestValidationError) return { status: 422, body: exception.toBody() };
     if (exception instanceof GatewayError) {
-      const headers = exception.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : undefined;
+      const headers = exception.status === 401 ? { 'WWW-Authenticate': 'Bearer', ...exception.headers } : exception.headers;
       return { status: exception.status, body: exception.toResponse(), headers };
     }
     if (exception instanceof HttpException) return fromHttpException(exception);

@@ -1,6 +1,8 @@
-import { Body, Controller, Headers, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { JobReference, RawInferenceRequestDto, RawInferenceResponse } from '@lib/contracts';
+import { clientScope } from '../common/client-identity';
+import { ClientRateLimitGuard } from '../limits/client-rate-limit.guard';
 import { InferenceService } from './inference.service';
 import { parsePrefer } from './prefer-header';
 
@@ -14,15 +16,18 @@ export class InferenceController {
    */
   @Post()
   @HttpCode(200)
+  @UseGuards(ClientRateLimitGuard)
   async infer(
     @Body() body: RawInferenceRequestDto,
     @Headers('prefer') prefer: string | undefined,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<RawInferenceResponse | JobReference> {
     const preference = parsePrefer(prefer);
     const receivedAt = (req as FastifyRequest & { receivedAt?: number }).receivedAt ?? Date.now();
-    const outcome = await this.inference.submit(body, { receivedAt, ...preference });
+    const outcome = await this.inference.submit(body, { receivedAt, ...preference, idempotencyKey, clientScope: clientScope(req), requestId: req.id });
+    if (outcome.replayed) void reply.header('Idempotent-Replayed', 'true');
     if (outcome.kind === 'done') return outcome.response;
     void reply.status(202).header('Location', outcome.reference.status_url);
     if (preference.respondAsync) void reply.header('Preference-Applied', 'respond-async');

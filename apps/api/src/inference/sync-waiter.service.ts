@@ -1,9 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type IORedis from 'ioredis';
 import { CANCELED_FAILURE, CompletionNotice, decodeFailure, JobFailure, queueOfJobId, RawInferenceResponse } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { REDIS, RedisKeys } from '@lib/queue';
+import { duplicateRedis, REDIS, RedisClient, RedisKeys } from '@lib/queue';
 
 export type WaitOutcome =
   | { kind: 'completed'; result: RawInferenceResponse }
@@ -12,6 +11,7 @@ export type WaitOutcome =
 
 interface Waiter {
   resolve(outcome: WaitOutcome): void;
+  promise: Promise<WaitOutcome>;
   timer: NodeJS.Timeout;
   since: number;
 }
@@ -34,20 +34,20 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(SyncWaiter.name);
   readonly channel: string;
   private readonly waiters = new Map<string, Waiter>();
-  private subscriber?: IORedis;
+  private subscriber?: RedisClient;
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-    @Inject(REDIS) private readonly redis: IORedis,
+    @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {
     this.channel = keys.notifyChannel(randomUUID());
   }
 
   async onModuleInit(): Promise<void> {
-    const subscriber = this.redis.duplicate({ connectionName: 'gw-api-notify' });
+    const subscriber = duplicateRedis(this.redis, 'api-notify');
     this.subscriber = subscriber;
     subscriber.on('error', (err) => this.logger.warn(`notice subscriber: ${err.message}`));
     subscriber.on('message', (_channel: string, message: string) => this.onNotice(message));
@@ -74,11 +74,28 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
 
   /** Register before the job is enqueued, so that no notice can arrive before its waiter. */
   register(jobId: string, timeoutMs: number): PendingWait {
+    const first = this.waiters.get(jobId);
+    if (first) return this.share(first, timeoutMs);
     let resolve!: (o: WaitOutcome) => void;
     const promise = new Promise<WaitOutcome>((r) => (resolve = r));
     const timer = setTimeout(() => this.settle(jobId, { kind: 'timeout' }), timeoutMs);
-    this.waiters.set(jobId, { resolve, timer, since: Date.now() });
+    this.waiters.set(jobId, { resolve, promise, timer, since: Date.now() });
     return { promise, cancel: () => this.settle(jobId, { kind: 'timeout' }) };
+  }
+
+  /** A second client of the same job (an Idempotency-Key replay) hears the first one's outcome, within its own wait. */
+  private share(first: Waiter, timeoutMs: number): PendingWait {
+    let stop!: () => void;
+    const timeout = new Promise<WaitOutcome>((resolve) => {
+      const timer = setTimeout(() => resolve({ kind: 'timeout' }), timeoutMs);
+      stop = () => {
+        clearTimeout(timer);
+        resolve({ kind: 'timeout' });
+      };
+    });
+    const promise = Promise.race([first.promise, timeout]);
+    void promise.then(stop);
+    return { promise, cancel: stop };
   }
 
   private settle(jobId: string, outcome: WaitOutcome): void {
@@ -119,17 +136,21 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async readFinished(jobIds: string[]): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    for (const id of jobIds) {
-      const queue = queueOfJobId(id);
-      if (queue) pipeline.hmget(this.keys.jobHash(queue, id), 'finishedOn', 'returnvalue', 'failedReason');
-      pipeline.exists(this.keys.cancelFlag(id));
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    let i = 0;
-    for (const id of jobIds) {
-      const fields = queueOfJobId(id) ? (replies[i++]?.[1] as Array<string | null> | undefined) : undefined;
-      const canceled = replies[i++]?.[1] === 1;
+    // Separate commands, not one pipeline: on a Redis Cluster the jobs of different queues live
+    // on different nodes, and ioredis refuses a pipeline that spans nodes. ioredis still writes
+    // them back to back without waiting for each reply.
+    const reads = await Promise.all(
+      jobIds.map((id) => {
+        const queue = queueOfJobId(id);
+        return Promise.all([
+          queue ? this.redis.hmget(this.keys.jobHash(queue, id), 'finishedOn', 'returnvalue', 'failedReason') : undefined,
+          this.redis.exists(this.keys.cancelFlag(id)),
+        ]);
+      }),
+    );
+    for (const [i, id] of jobIds.entries()) {
+      const [fields, exists] = reads[i];
+      const canceled = exists === 1;
       const [finishedOn, returnvalue, failedReason] = fields ?? [null, null, null];
       // A job that failed an attempt and then succeeded has both fields: returnvalue wins.
       if (finishedOn && returnvalue) {

@@ -64,7 +64,7 @@ export class JobsService {
     const tombstone: Tombstone = {
       created_at: iso(job.timestamp)!,
       canceled_at: new Date().toISOString(),
-      attempts: attemptsOf(job),
+      attempts: attemptsOf(job, state),
     };
     await this.redis.set(this.keys.cancelFlag(jobId), JSON.stringify(tombstone), 'EX', this.config.jobRetentionSeconds);
     if (state !== 'active' && (await this.tryRemove(job))) {
@@ -149,7 +149,7 @@ function toView(job: Job<InferenceJobData, RawInferenceResponse>, state: JobStat
     job_id: job.id!,
     status,
     progress: typeof job.progress === 'number' || typeof job.progress === 'object' ? (job.progress as JobView['progress']) : 0,
-    attempts: attemptsOf(job),
+    attempts: attemptsOf(job, state),
     created_at: iso(job.timestamp)!,
   };
   if (status === JobStatus.Completed) view.result = job.returnvalue;
@@ -171,8 +171,13 @@ function tombstoneToView(jobId: string, t: Tombstone): JobView {
   };
 }
 
-function attemptsOf(job: Job): number {
-  return Math.max(job.attemptsStarted ?? 0, job.attemptsMade ?? 0);
+/**
+ * Attempts charged: BullMQ counts one per finished try (`attemptsMade`), plus the one running.
+ * Waits for a rate-limit slot, 429 pauses and hand-backs at shutdown start a job again
+ * (`attemptsStarted`) but are not attempts.
+ */
+function attemptsOf(job: Job, state: JobState | 'unknown'): number {
+  return (job.attemptsMade ?? 0) + (state === 'active' ? 1 : 0);
 }
 
 function iso(ms: number | undefined): string | undefined {

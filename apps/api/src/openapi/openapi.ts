@@ -21,6 +21,7 @@ const json = (schema: string, description: string): Responses[string] => ({
   content: { 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },
 });
 const error = (description: string): Responses[string] => json('ErrorResponse', description);
+const object = (description: string): Responses[string] => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
 
 /**
  * What the routes' decorators cannot say (the DTOs live in libs/contracts, which does not use
@@ -45,6 +46,15 @@ const OPERATIONS: Record<string, Partial<Operation>> = {
         schema: { type: 'string' },
         examples: { async: { value: 'respond-async' }, wait: { value: 'wait=5' } },
       },
+      {
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: false,
+        description:
+          'Within IDEMPOTENCY_TTL_SECONDS the same key (per API key) with the same body answers with the same job, marked ' +
+          '`Idempotent-Replayed: true`, and never calls the provider twice; the same key with another body is a 422',
+        schema: { type: 'string', minLength: 1, maxLength: 255 },
+      },
     ],
     requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/RawInferenceRequest' } } } },
     responses: {
@@ -55,9 +65,9 @@ const OPERATIONS: Record<string, Partial<Operation>> = {
       '403': error('Forbidden'),
       '404': error('Not Found'),
       '422': json('HTTPValidationError', 'Validation Error'),
-      '429': error('Too Many Requests'),
+      '429': error('Too Many Requests: the API key is over API_RATE_LIMIT_RPM (see Retry-After and X-RateLimit-*)'),
       '500': error('Internal Server Error'),
-      '503': error('Service Unavailable: the provider or the queue stayed unavailable'),
+      '503': error('Service Unavailable: the provider or the queue stayed unavailable, or the queue holds QUEUE_MAX_BACKLOG jobs (see Retry-After)'),
       '504': error('Timeout: the provider kept timing out'),
     },
   },
@@ -83,6 +93,34 @@ const OPERATIONS: Record<string, Partial<Operation>> = {
       '401': error('Unauthorized'),
       '404': error('Not Found'),
     },
+  },
+  'get /v1/inference/plugins': {
+    tags: ['Inference'],
+    summary: 'Loaded plugins',
+    description: 'Every loaded plugin (and the builtin extractors) with its inference name, feature URIs, dimensions and input schema.',
+    operationId: 'list_plugins_v1_inference_plugins_get',
+    responses: { '200': object('The plugins'), '401': error('Unauthorized') },
+  },
+  'get /v1/workers': {
+    tags: ['Operations'],
+    summary: 'Live workers (admin key)',
+    description: 'Worker processes with a live heartbeat: host, pid, queues, concurrency, jobs in flight.',
+    operationId: 'list_workers_v1_workers_get',
+    responses: { '200': object('The workers'), '401': error('Unauthorized'), '403': error('Not an admin key, or ADMIN_API_KEYS is empty') },
+  },
+  'get /ready': {
+    tags: ['Health'],
+    summary: 'Readiness',
+    description: 'Redis answers and every queue whose provider is configured has a live worker. Needs no API key.',
+    operationId: 'ready_ready_get',
+    responses: { '200': object('Ready'), '503': object('Not ready: names the queues without a worker') },
+  },
+  'get /metrics': {
+    tags: ['Operations'],
+    summary: 'Prometheus metrics',
+    description: 'The API process\'s metrics in the Prometheus text format (API key unless METRICS_PUBLIC=true).',
+    operationId: 'metrics_metrics_get',
+    responses: { '200': { description: 'Prometheus text exposition', content: { 'text/plain': { schema: { type: 'string' } } } } },
   },
   'get /health': {
     tags: ['Health'],

@@ -3,7 +3,7 @@ import type { Base64ImageSource, ContentBlockParam, MessageCreateParamsNonStream
 import { ErrorType, GatewayError, NormalizedRequest, Provider, Task } from '@lib/contracts';
 import { AdapterContext, AdapterResult, InferenceAdapter } from '../inference-adapter';
 import { parseStructuredOutput } from '../structured-output';
-import { CHAT_IMAGE_TYPES, loadImages, omit } from '../adapter-helpers';
+import { backstopTimeout, callWithTimeout, CHAT_IMAGE_TYPES, loadImages, omit } from '../adapter-helpers';
 import { ANTHROPIC_DEFAULT_MAX_TOKENS } from './anthropic.tasks';
 
 export interface AnthropicAdapterOptions {
@@ -27,8 +27,10 @@ export class AnthropicAdapter implements InferenceAdapter {
   readonly provider = Provider.Anthropic;
   readonly tasks = [Task.Chat] as const;
   private readonly client: Anthropic;
+  private readonly timeoutMs: number;
 
   constructor(options: AnthropicAdapterOptions) {
+    this.timeoutMs = options.timeoutMs;
     this.client = new Anthropic({
       // Without a key the SDK falls back to profiles on disk and then refuses to send; a
       // key-less server reached through `baseUrl` gets a placeholder, as the OpenAI adapter does.
@@ -36,7 +38,7 @@ export class AnthropicAdapter implements InferenceAdapter {
       baseURL: options.baseUrl,
       maxRetries: 0,
       // An explicit timeout also keeps the SDK from demanding streaming for a large max_tokens.
-      timeout: options.timeoutMs,
+      timeout: backstopTimeout(options.timeoutMs),
     });
   }
 
@@ -65,7 +67,7 @@ export class AnthropicAdapter implements InferenceAdapter {
       body.tool_choice = { type: 'tool', name: toolName };
     }
 
-    const res = await this.client.messages.create(body, { signal: ctx.signal });
+    const res = await callWithTimeout(ctx.signal, this.timeoutMs, (signal) => this.client.messages.create(body, { signal }));
     const finishReason: string = res.stop_reason ?? 'unknown';
     const text = res.content.flatMap((block) => (block.type === 'text' ? [block.text] : [])).join('');
     const data: Record<string, unknown> = { text, finish_reason: finishReason };

@@ -5,7 +5,7 @@ import { ErrorType, GatewayError, NormalizedRequest, Provider, Task, TokensUsed 
 import { AdapterContext, AdapterResult, InferenceAdapter } from '../inference-adapter';
 import { CHAT_GATEWAY_PARAMETERS } from './openai.tasks';
 import { parseStructuredOutput } from '../structured-output';
-import { CHAT_IMAGE_TYPES, loadImages, omit } from '../adapter-helpers';
+import { backstopTimeout, callWithTimeout, CHAT_IMAGE_TYPES, loadImages, omit } from '../adapter-helpers';
 
 /** OpenAI's upload limit for one transcription request. */
 export const OPENAI_TRANSCRIPTION_MAX_BYTES = 25 * 1024 * 1024;
@@ -28,14 +28,16 @@ export class OpenAIAdapter implements InferenceAdapter {
   readonly provider = Provider.OpenAI;
   readonly tasks = [Task.Chat, Task.Embedding, Task.Transcription] as const;
   private readonly client: OpenAI;
+  private readonly timeoutMs: number;
 
   constructor(options: OpenAIAdapterOptions) {
+    this.timeoutMs = options.timeoutMs;
     this.client = new OpenAI({
       // An OpenAI-compatible local server may need no key; the SDK insists on one.
       apiKey: options.apiKey ?? 'no-key',
       baseURL: options.baseUrl,
       maxRetries: 0,
-      timeout: options.timeoutMs,
+      timeout: backstopTimeout(options.timeoutMs),
     });
   }
 
@@ -79,7 +81,7 @@ export class OpenAIAdapter implements InferenceAdapter {
       };
     }
 
-    const res = await this.client.chat.completions.create(body, { signal: ctx.signal });
+    const res = await callWithTimeout(ctx.signal, this.timeoutMs, (signal) => this.client.chat.completions.create(body, { signal }));
     const choice = res.choices[0];
     const text = choice?.message?.content ?? choice?.message?.refusal ?? '';
     const finishReason = choice?.finish_reason ?? 'unknown';
@@ -92,7 +94,7 @@ export class OpenAIAdapter implements InferenceAdapter {
     const { inputs, parameters } = request;
     const single = typeof inputs.text === 'string';
     const input = single ? (inputs.text as string) : (inputs.texts as string[]);
-    const res = await this.client.embeddings.create({ ...parameters, model: request.model, input }, { signal: ctx.signal });
+    const res = await callWithTimeout(ctx.signal, this.timeoutMs, (signal) => this.client.embeddings.create({ ...parameters, model: request.model, input }, { signal }));
     const vectors = [...res.data].sort((a, b) => a.index - b.index).map((d) => d.embedding as number[]);
     const dimensions = vectors[0]?.length ?? 0;
     const data = single ? { embedding: vectors[0], dimensions } : { embeddings: vectors, dimensions };
@@ -114,9 +116,8 @@ export class OpenAIAdapter implements InferenceAdapter {
     // whisper-1 alone gives segments and duration (verbose_json); the gpt-4o models answer json.
     const verbose = request.model.toLowerCase().startsWith('whisper');
     const file = await toFile(createReadStream(audio.path), `audio.${audio.ext}`, { type: audio.mime });
-    const res = (await this.client.audio.transcriptions.create(
-      { ...request.parameters, model: request.model, file, response_format: verbose ? 'verbose_json' : 'json' },
-      { signal: ctx.signal },
+    const res = (await callWithTimeout(ctx.signal, this.timeoutMs, (signal) =>
+      this.client.audio.transcriptions.create({ ...request.parameters, model: request.model, file, response_format: verbose ? 'verbose_json' : 'json' }, { signal }),
     )) as Omit<OpenAI.Audio.Transcriptions.TranscriptionVerbose, 'usage'> & { usage?: TranscriptionUsage };
     const data = {
       text: res.text,
