@@ -78,11 +78,11 @@ describe('three worker processes share one provider limit', () => {
     expect(t.fake.rateLimit.refused).toBe(0);
     expect(t.fake.rateLimit.admitted).toBe(10);
     const at = t.fake.requests.map((r) => r.at).sort((a, b) => a - b);
-    // 6,000 TPM less 3 % = 97 tokens a second: after a burst of one, 9 calls of 102 tokens
-    // are ~1.05 s apart (~9.5 s in all), and no slower than that.
+    // 6,000 TPM less 3 % = 97 tokens a second: after a burst of one, 9 calls of 102 tokens get
+    // slots ~1.05 s apart (~9.5 s in all), and no slower than that. (Single gaps can be shorter:
+    // a job that wakes late on a busy machine lands close to the next one.)
     expect(at[9] - at[0]).toBeGreaterThanOrEqual(8_000);
     expect(at[9] - at[0]).toBeLessThan(14_000);
-    for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(700);
     for (const w of spawned) w.child.kill('SIGTERM');
     await Promise.all(spawned.map((w) => w.exited));
   });
