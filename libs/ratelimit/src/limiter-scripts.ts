@@ -6,7 +6,8 @@
  * Two mechanisms per budget (a cap of L per minute):
  * - Scheduling, GCRA "theoretical arrival times" (TAT, in ms): with headroom h, an emission
  *   interval e = 60000 / (L (1 - h)) per unit and a burst tolerance of h L units. A request
- *   costing c units gets the slot max(now, TAT + e c - tolerance); a slot in the future is
+ *   costing c units gets the slot max(now, TAT + e c - tolerance) (just TAT when c is larger
+ *   than the whole burst: it goes once the bucket is full); a slot in the future is
  *   reserved at once (TAT moves on) and the job sleeps until then, so each waiting job is
  *   scheduled exactly once and nothing spins.
  * - A guard at the moment of sending: a log of what was really sent in the last 60 s + margin
@@ -50,7 +51,9 @@ if not prepaid then
   for i = 1, n do
     local e, tol, cost = budget(i)
     local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
-    local at = tat + e * cost - tol
+    -- The whole cost must fit in the burst; a request bigger than the burst goes once the
+    -- bucket is full (it cannot hold more), rather than also waiting for tokens it never could.
+    local at = tat - math.max(0, tol - e * cost)
     if at > admit then admit = at end
   end
 end

@@ -91,6 +91,20 @@ describe('ProviderLimiter (real Redis)', () => {
     expect(overRequests.admitted).toBe(true);
   });
 
+  it('a request bigger than the whole burst is charged its cost once, not its cost plus the wait', async () => {
+    // 60,000 TPM, 3 % headroom: e ~1.03 ms a token, a burst of 1,800 tokens. Requests of 6,000
+    // tokens each get slots 6,000 e (~6.2 s) apart.
+    const w = limiter({ jitter_ms: 0, providers: { openai: { tpm: 60_000 } } });
+    const now = Date.now();
+    const slots = [];
+    for (let i = 0; i < 3; i++) slots.push(slot(await w.acquire(subject({ tokens: 6_000 })), now) - now);
+    expect(slots[0]).toBeLessThan(50);
+    expect(slots[1]).toBeGreaterThan(6_000);
+    expect(slots[1]).toBeLessThan(6_500);
+    expect(slots[2] - slots[1]).toBeGreaterThan(6_000);
+    expect(slots[2] - slots[1]).toBeLessThan(6_500);
+  });
+
   it('holds tokens per minute for the provider and the model together', async () => {
     const w = limiter({ providers: { openai: { tpm: 10_000, models: { 'gpt-4o': { tpm: 5_000 } } } } });
     const calls: Array<{ at: number; cost: number; model: string }> = [];
@@ -114,12 +128,13 @@ describe('ProviderLimiter (real Redis)', () => {
     expect(second).toMatchObject({ admitted: false, reason: 'rate', reserved: true });
     const back = await w.acquire({ ...s, prepaid: true });
     expect(back.admitted).toBe(true);
-    // The newcomer's slot is 2.8 e away (3.8 e had the returning job paid again).
+    // A request (1 unit) is bigger than the 0.6-unit burst: slots are e apart. The newcomer's
+    // is 2 e away (3 e had the returning job paid again).
     const now = Date.now();
     const third = await w.acquire(subject());
     expect(third.admitted).toBe(false);
-    expect(slot(third, now) - now).toBeGreaterThan(2_500);
-    expect(slot(third, now) - now).toBeLessThan(3_400);
+    expect(slot(third, now) - now).toBeGreaterThan(1_700);
+    expect(slot(third, now) - now).toBeLessThan(2_600);
   });
 
   it('caps calls in flight across workers and frees a slot on settle', async () => {
