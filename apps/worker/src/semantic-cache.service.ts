@@ -1,0 +1,118 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InferenceJobData, Provider, RawInferenceResponse, Task } from '@lib/contracts';
+import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
+import { MediaSource } from '@lib/providers';
+import { REDIS, RedisClient } from '@lib/queue';
+import { GatewayMetrics } from '@lib/metrics';
+import { answersMatch, decide, Neighbour, SemanticCacheStore, semanticScopeOf, vectorOf } from '@lib/cache';
+import { AdapterRegistry } from './adapter-registry';
+
+/**
+ * What the processor does with a lookup: return `response` (served from cache), or run the
+ * model and hand the fresh answer's `data` to `record` (which learns from it off the request path).
+ */
+export interface SemanticLookup {
+  response?: RawInferenceResponse;
+  record?: (data: Record<string, unknown>) => void;
+}
+
+const PASS: SemanticLookup = {};
+
+/** How stale (ms) this worker's view of a scope's entries may be: saves a Redis round trip on busy scopes. */
+const SYNC_INTERVAL_MS = 25;
+
+/** The embedder is asked for text only; a media read would be a bug. */
+const NO_MEDIA: MediaSource = {
+  bytes: () => Promise.reject(new Error('the semantic cache embedder reads no media')),
+  file: () => Promise.reject(new Error('the semantic cache embedder reads no media')),
+};
+
+/**
+ * The semantic cache in front of chat requests that ask for it (`enable_semantic_cache`): the
+ * prompt is embedded by the configured embedder through the gateway's own adapters, the
+ * nearest entry of the request's scope is found (SemanticCacheStore), and the vCache policy
+ * (libs/cache/src/vcache-policy.ts) decides between the cached answer and a fresh call whose
+ * answer then teaches the entry. Any failure of the cache (embedder error or timeout, Redis)
+ * is a miss, never a failed or stalled request.
+ */
+@Injectable()
+export class SemanticCacheService {
+  private readonly logger = new Logger('SemanticCache');
+  private readonly store: SemanticCacheStore;
+  private readonly embedder?: string;
+
+  constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
+    @Inject(REDIS) redis: RedisClient,
+    private readonly adapters: AdapterRegistry,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    const { embedder, ttlSeconds, maxEntries } = config.semanticCache;
+    this.embedder = embedder ? `${embedder.provider}:${embedder.model}` : undefined;
+    this.store = new SemanticCacheStore(redis, config.queuePrefix, { ttlMs: ttlSeconds * 1000, maxEntries, syncIntervalMs: SYNC_INTERVAL_MS });
+  }
+
+  async lookup(job: InferenceJobData, signal: AbortSignal): Promise<SemanticLookup> {
+    if (!job.semanticCache || job.request.task !== Task.Chat) return PASS;
+    const target = this.embedder ? semanticScopeOf(job.request, this.embedder) : undefined;
+    if (!target) return this.miss(PASS);
+    const { scope } = target;
+    const delta = job.semanticCache.delta ?? this.config.semanticCache.defaultDelta;
+    try {
+      const vector = await this.embed(target.prompt, signal);
+      const neighbour = await this.store.nearest(scope, vector);
+      if (neighbour === undefined) return this.miss(PASS);
+      if (neighbour === null) return this.miss({ record: (data) => this.offPath(this.store.insert(scope, vector, JSON.stringify(data))) });
+      if (decide(neighbour.observations, neighbour.similarity, delta, Math.random, neighbour.scope) === 'exploit') {
+        const cached = await this.store.answer(scope, neighbour.id, true);
+        if (cached !== null) {
+          this.metrics.cacheLookup('semantic', true);
+          const { request, receivedAt } = job;
+          return { response: { data: JSON.parse(cached), provider: request.provider, model: request.model, tokens_used: null, latency_ms: Date.now() - receivedAt, cached: true } };
+        }
+      }
+      return this.miss({ record: (data) => this.offPath(this.learn(scope, vector, neighbour, data)) });
+    } catch (err) {
+      this.logger.debug?.(`semantic cache lookup failed, served fresh: ${(err as Error).message}`);
+      return this.miss(PASS);
+    }
+  }
+
+  /** Judges the fresh answer against the entry's, records the outcome, and caches the prompt as a new entry when they differ. */
+  private async learn(scope: string, vector: Float32Array, neighbour: Neighbour, fresh: Record<string, unknown>): Promise<void> {
+    const cached = await this.store.answer(scope, neighbour.id, false);
+    const correct = cached !== null && answersMatch(JSON.parse(cached), fresh);
+    if (cached !== null) await this.store.observe(scope, neighbour.id, { similarity: neighbour.similarity, correct });
+    if (!correct) await this.store.insert(scope, vector, JSON.stringify(fresh));
+  }
+
+  /** The prompt's unit embedding, or an error after SEMANTIC_CACHE_EMBED_TIMEOUT_MS. */
+  private async embed(prompt: string, signal: AbortSignal): Promise<Float32Array> {
+    const { provider, model } = this.config.semanticCache.embedder!;
+    const adapter = this.adapters.get(provider as Provider);
+    if (!adapter) throw new Error(`the embedder's provider ${provider} is not configured on this worker`);
+    const timeoutMs = this.config.semanticCache.embedTimeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const both = AbortSignal.any([signal, timeout]);
+    let timer: NodeJS.Timeout | undefined;
+    // The race is a backstop: the abort already ends the SDK call, but an adapter that ignored it must not hold the request.
+    const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`embedder timed out after ${timeoutMs} ms`)), timeoutMs)));
+    try {
+      const out = await Promise.race([adapter.run({ provider: provider as Provider, model, task: Task.Embedding, inputs: { text: prompt }, parameters: {} }, { signal: both, media: NO_MEDIA }), expired]);
+      const embedding = out.data.embedding;
+      if (!Array.isArray(embedding) || embedding.length === 0) throw new Error('the embedder returned no vector');
+      return vectorOf(embedding as number[]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private miss(lookup: SemanticLookup): SemanticLookup {
+    this.metrics.cacheLookup('semantic', false);
+    return lookup;
+  }
+
+  private offPath(work: Promise<unknown>): void {
+    work.catch((err: unknown) => this.logger.debug?.(`semantic cache update failed: ${(err as Error).message}`));
+  }
+}

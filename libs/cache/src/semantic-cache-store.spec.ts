@@ -1,0 +1,103 @@
+import IORedis from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { decodeObservations, encodeObservation, SemanticCacheStore } from './semantic-cache-store';
+import { normalize } from './vector-index';
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+/** A unit vector along axis `i` tilted by `cos` towards axis i+1: similarity to axis i is `cos`. */
+function near(i: number, cos = 1, dims = 16): Float32Array {
+  const v = new Float32Array(dims);
+  v[i] = cos;
+  v[(i + 1) % dims] = Math.sqrt(1 - cos * cos);
+  return normalize(v);
+}
+
+async function until<T>(check: () => Promise<T>, what: string): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('SemanticCacheStore (real Redis)', () => {
+  const prefix = `t${randomBytes(4).toString('hex')}`;
+  let redis: IORedis;
+  let other: IORedis;
+
+  beforeAll(() => {
+    redis = new IORedis(REDIS_URL);
+    other = new IORedis(REDIS_URL);
+  });
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    other.disconnect();
+  });
+
+  it('an entry one process inserts is found by another, with its answer, observations and the exact similarity', async () => {
+    const a = new SemanticCacheStore(redis, prefix, { ttlMs: 60_000, maxEntries: 100 });
+    const b = new SemanticCacheStore(other, prefix, { ttlMs: 60_000, maxEntries: 100 });
+    expect(await b.nearest('s1', near(0))).toBeNull();
+    const id = await a.insert('s1', near(0), JSON.stringify({ text: 'Paris' }));
+    await a.insert('s1', near(5), JSON.stringify({ text: 'Rome' }));
+    const found = await b.nearest('s1', near(0, 0.9));
+    expect(found).toMatchObject({ id, observations: [] });
+    expect(found!.similarity).toBeCloseTo(0.9, 5);
+    expect(await b.answer('s1', id, true)).toBe(JSON.stringify({ text: 'Paris' }));
+    expect(await b.observe('s1', id, { similarity: 0.9, correct: true })).toBe(true);
+    expect(await a.observe('s1', id, { similarity: 0.8, correct: false })).toBe(true);
+    expect((await a.nearest('s1', near(0)))!.observations).toEqual([
+      { similarity: 0.9, correct: true },
+      { similarity: 0.8, correct: false },
+    ]);
+    // Scopes do not see each other's entries.
+    expect(await a.nearest('s2', near(0))).toBeNull();
+  });
+
+  it('evicts the least recently used past maxEntries, in every process', async () => {
+    const a = new SemanticCacheStore(redis, prefix, { ttlMs: 60_000, maxEntries: 3 });
+    const b = new SemanticCacheStore(other, prefix, { ttlMs: 60_000, maxEntries: 3 });
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push(await a.insert('lru', near(i), JSON.stringify({ text: `a${i}` })));
+    expect((await b.nearest('lru', near(0)))!.id).toBe(ids[0]);
+    await b.answer('lru', ids[0], true); // a hit: entry 0 is now the most recently used
+    ids.push(await a.insert('lru', near(3), JSON.stringify({ text: 'a3' })));
+    // Entry 1 was the least recently used: gone; entry 0 stays.
+    expect((await b.nearest('lru', near(1)))?.id).not.toBe(ids[1]);
+    expect((await b.nearest('lru', near(0)))!.id).toBe(ids[0]);
+    expect(await b.answer('lru', ids[1], false)).toBeNull();
+    expect(await b.observe('lru', ids[1], { similarity: 1, correct: true })).toBe(false);
+    expect(await redis.hlen(`${prefix}:sc:{sc:lru}:vec`)).toBe(3);
+  });
+
+  it('entries older than the TTL are not served', async () => {
+    const a = new SemanticCacheStore(redis, prefix, { ttlMs: 300, maxEntries: 10 });
+    const id = await a.insert('ttl', near(2), JSON.stringify({ text: 'soon gone' }));
+    expect((await a.nearest('ttl', near(2)))!.id).toBe(id);
+    await until(async () => (await a.nearest('ttl', near(2))) === null, 'the entry to expire');
+  });
+
+  it('pools observations scope-wide into a threshold curve once there are enough, overlapping ones', async () => {
+    const a = new SemanticCacheStore(redis, prefix, { ttlMs: 60_000, maxEntries: 100 });
+    const id = await a.insert('pool', near(0), JSON.stringify({ text: 'x' }));
+    for (let i = 0; i < 40; i++) await a.observe('pool', id, { similarity: 0.8 + (i % 20) / 100, correct: i % 20 >= 8 || i === 3 });
+    const found = await a.nearest('pool', near(0));
+    expect(found!.scope).toBeDefined();
+    expect(found!.scope!.t).toBeGreaterThan(0.8);
+    expect(found!.scope!.t).toBeLessThan(0.95);
+  });
+
+  it('packs observations in five characters', () => {
+    expect(encodeObservation({ similarity: 0.93456, correct: true })).toBe('93461');
+    expect(encodeObservation({ similarity: 1, correct: false })).toBe('99990');
+    expect(decodeObservations('93461' + '05000')).toEqual([
+      { similarity: 0.9346, correct: true },
+      { similarity: 0.05, correct: false },
+    ]);
+  });
+});
