@@ -3,3 +3,7 @@ export * from './ip-policy';
 export * from './mime-sniff';
 export * from './base64-media';
 export * from './safe-download';
+export * from './temp-files';
+export * from './ffmpeg';
+export * from './audio-chunker';
+export * from './video-windows';

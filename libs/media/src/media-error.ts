@@ -4,7 +4,10 @@ export type MediaErrorCode =
   | 'media_download_failed'
   | 'media_download_timeout'
   | 'media_unreadable'
-  | 'invalid_base64';
+  | 'invalid_base64'
+  | 'media_no_audio'
+  | 'media_no_video'
+  | 'media_truncated';
 
 /**
  * A problem with a media input that is reported to the API client as is, so the message must be

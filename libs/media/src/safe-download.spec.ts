@@ -8,13 +8,8 @@ import { tmpdir } from 'node:os';
 import * as tls from 'node:tls';
 import { dirname, join } from 'node:path';
 import { MediaError } from './media-error';
-import {
-  DownloadOptions,
-  downloadToBuffer,
-  downloadToFile,
-  removeQuietly,
-  sweepStaleTempFiles,
-} from './safe-download';
+import { DownloadOptions, downloadToBuffer, downloadToFile } from './safe-download';
+import { removeQuietly, sweepStaleTempFiles } from './temp-files';
 
 // ------------------------------------------------------------------------------------------------
 // Safety net: these tests must never open a connection to anything but loopback. Every socket
@@ -73,6 +68,10 @@ let port: number;
 let base: string;
 let deadPort: number;
 let hits: string[] = [];
+/** Range and If-Range headers the resumable endpoints received. */
+let ranges: string[] = [];
+/** A PNG-headed body of 100 000 bytes, for the resume tests. */
+const BIG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(100_000 - 8)]);
 let hostHeaders: string[] = [];
 let endless: { sent: number; closed: Promise<void> } | undefined;
 
@@ -142,6 +141,22 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
       res.writeHead(200);
       const timer = setInterval(() => res.write('x'), 40);
       res.once('close', () => clearInterval(timer));
+      return;
+    }
+    case '/resumable':
+    case '/resumable-no-version': {
+      // The first answer is cut after 40 000 bytes; a Range request gets the rest (206).
+      ranges.push(String(req.headers.range ?? '') + '|' + String(req.headers['if-range'] ?? ''));
+      const version = url.pathname === '/resumable' ? { etag: '"v1"' } : {};
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      if (m && req.headers['if-range'] === '"v1"') {
+        const from = Number(m[1]);
+        res.writeHead(206, { 'accept-ranges': 'bytes', ...version, 'content-range': `bytes ${from}-${BIG.length - 1}/${BIG.length}`, 'content-length': BIG.length - from });
+        res.end(BIG.subarray(from));
+        return;
+      }
+      res.writeHead(200, { 'accept-ranges': 'bytes', ...version, 'content-length': BIG.length });
+      res.write(BIG.subarray(0, 40_000), () => setTimeout(() => req.socket.destroy(), 20));
       return;
     }
     case '/cut':
@@ -475,6 +490,25 @@ describe('downloadToFile', () => {
     const err = await mediaError(downloadToFile(`http://127.0.0.1:${deadPort}/x`, options()), 'media_download_failed');
     expect(err.retryable).toBe(true);
     expect(err.message).toContain('ECONNREFUSED');
+  });
+
+  it('resumes a body cut mid-way with Range and If-Range: the file and its hash are the whole body', async () => {
+    ranges = [];
+    const got = await downloadToFile(`${base}/resumable`, options());
+    expect(ranges).toEqual(['|', 'bytes=40000-|"v1"']);
+    expect(got.bytes).toBe(BIG.length);
+    expect(got.sha256).toBe(createHash('sha256').update(BIG).digest('hex'));
+    expect(got.mime).toBe('image/png');
+    expect((await readFile(got.path)).equals(BIG)).toBe(true);
+    await rm(got.path);
+  });
+
+  it('does not resume a body whose version the server does not name (no ETag or Last-Modified)', async () => {
+    ranges = [];
+    const err = await mediaError(downloadToFile(`${base}/resumable-no-version`, options()), 'media_download_failed');
+    expect(err.retryable).toBe(true);
+    expect(ranges).toEqual(['|']);
+    expect(await filesIn(tmpDir)).toEqual([]);
   });
 
   it('reports a connection cut mid-body as a retryable failure and deletes the partial file', async () => {

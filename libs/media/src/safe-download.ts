@@ -1,18 +1,17 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, Hash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, WriteStream } from 'node:fs';
+import type * as http from 'node:http';
 import * as dns from 'node:dns';
-import type { LookupAddress } from 'node:dns';
 import { promises as fsp } from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { isIP } from 'node:net';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isForbiddenAddress } from './ip-policy';
+import { LookupAll, open, Settings } from './download-http';
+import { abortError, safeUrl, tooLarge, Transfer } from './download-transfer';
 import { MediaError } from './media-error';
 import { sniffMedia } from './mime-sniff';
+import { removeQuietly } from './temp-files';
 
 export interface DownloadOptions {
   /** Size cap in bytes; a bigger body fails with media_too_large as soon as the cap is crossed. */
@@ -31,6 +30,8 @@ export interface DownloadOptions {
   maxRedirects?: number;
   /** Aborting rejects with the signal's reason and deletes the partial file. */
   signal?: AbortSignal;
+  /** Called with the bytes received so far, at most once a second (downloadToFile only). */
+  onProgress?: (bytes: number) => void;
   /** DNS resolver, for tests; default dns.lookup. Called with `{ all: true }`. */
   lookup?: typeof dns.lookup;
   /**
@@ -55,385 +56,30 @@ const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_REDIRECTS = 5;
 const SNIFF_BYTES = 64;
 const MAX_TIMER_MS = 2_147_483_647;
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const USER_AGENT = 'inference-gateway-media/1.0';
-/** Errors that say nothing about the server's answer to this request but about the local setup or a bad peer. */
-const PERMANENT_ERROR_CODES = new Set(['ENOTFOUND', 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EISDIR', 'EEXIST']);
+/** Times one download asks the server for the rest of a body it cut short (HTTP Range). */
+const MAX_RESUMES = 3;
 
-type LookupAll = (
-  hostname: string,
-  options: { all: true },
-  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[] | string, family?: number) => void,
-) => void;
-
-interface Settings {
-  maxBytes: number;
-  allowPrivate: boolean;
-  totalTimeoutMs: number;
-  connectTimeoutMs: number;
-  idleTimeoutMs: number;
-  maxRedirects: number;
-  signal?: AbortSignal;
-  lookup: LookupAll;
-  allowAddress?: (ip: string) => boolean;
+/** What a Meter has seen so far; a resumed download starts its new Meter from the partial file's. */
+interface MeterState {
+  bytes: number;
+  hash: Hash;
+  head: Buffer;
 }
 
-interface Destroyable {
-  destroy(error?: Error): unknown;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Messages
-// ---------------------------------------------------------------------------------------------
-
-/** A URL as it may be shown to a client: no userinfo, no query string, no fragment, bounded length. */
-function safeUrl(url: URL): string {
-  const text = `${url.protocol}//${url.host}${url.pathname}`;
-  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
-}
-
-/** "1500 bytes" or "45.0 MB (47185920 bytes)". */
-function size(bytes: number): string {
-  return bytes < 1024 * 1024 ? `${bytes} bytes` : `${(bytes / (1024 * 1024)).toFixed(1)} MB (${bytes} bytes)`;
-}
-
-function article(word: string): string {
-  return /^(?:[aeio]|un(?!i))/i.test(word) ? 'an' : 'a';
-}
-
-function tooLarge(url: URL, maxBytes: number, declared?: number): MediaError {
-  const what =
-    declared === undefined
-      ? `media at ${safeUrl(url)} is larger than the limit of ${size(maxBytes)}`
-      : `media at ${safeUrl(url)} is ${size(declared)}, which exceeds the limit of ${size(maxBytes)}`;
-  return new MediaError(what, 'media_too_large', false, { url: safeUrl(url), maxBytes, declaredBytes: declared });
-}
-
-function abortError(): Error {
-  const err = new Error('The operation was aborted');
-  err.name = 'AbortError';
-  (err as NodeJS.ErrnoException).code = 'ABORT_ERR';
-  return err;
-}
-
-function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
-}
-
-/** Maps a low-level failure (socket, TLS, DNS, file system) to a MediaError. */
-function toMediaError(err: unknown, url: URL): MediaError {
-  if (err instanceof MediaError) return err;
-  const e = err as NodeJS.ErrnoException;
-  const code = typeof e?.code === 'string' ? e.code : undefined;
-  const permanent =
-    (code !== undefined && PERMANENT_ERROR_CODES.has(code)) ||
-    (code !== undefined && (code.startsWith('HPE_') || code.includes('CERT') || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')));
-  const reason = code ? `${code}: ${e.message}` : String(e?.message ?? err);
-  return new MediaError(`downloading media URL ${safeUrl(url)} failed (${reason})`, 'media_download_failed', !permanent, {
-    url: safeUrl(url),
-    cause: code,
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Cancellation: the first failure (abort, total timeout, idle timeout, size cap) wins, destroys
-// every live socket/stream of the transfer, and is what the download rejects with.
-// ---------------------------------------------------------------------------------------------
-
-class Transfer {
-  failed = false;
-  reason: unknown;
-  private readonly live = new Set<Destroyable>();
-  private rejectFailure!: (reason: unknown) => void;
-  private readonly failure = new Promise<never>((_, reject) => (this.rejectFailure = reject));
-
-  private closed = false;
-
-  constructor() {
-    this.failure.catch(() => undefined);
-  }
-
-  fail(reason: unknown): void {
-    if (this.failed || this.closed) return;
-    this.failed = true;
-    this.reason = reason;
-    this.rejectFailure(reason);
-    for (const item of this.live) item.destroy(asError(reason));
-    this.live.clear();
-  }
-
-  track(item: Destroyable): void {
-    if (this.failed) item.destroy(asError(this.reason));
-    else if (this.closed) item.destroy();
-    else this.live.add(item);
-  }
-
-  /** Ends the transfer: destroys whatever is still open (without an error); later failures are ignored. */
-  close(): void {
-    this.closed = true;
-    for (const item of this.live) item.destroy();
-    this.live.clear();
-  }
-
-  release(item: Destroyable): void {
-    this.live.delete(item);
-    item.destroy();
-  }
-
-  /** Settles with `promise`, or rejects as soon as the transfer fails. */
-  race<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.failure]);
-  }
-
-  /** The error a failed step should surface: the transfer's failure reason if there is one. */
-  error(err: unknown, url: URL): unknown {
-    return this.failed ? this.reason : toMediaError(err, url);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// URL and address checks
-// ---------------------------------------------------------------------------------------------
-
-function checkUrl(url: URL, original: URL | undefined): URL {
-  const via = original && original.href !== url.href ? ` (redirected from ${safeUrl(original)})` : '';
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new MediaError(
-      `media URL scheme "${url.protocol.replace(/:$/, '')}"${via} is not allowed; only http and https URLs can be downloaded`,
-      'url_not_allowed',
-      false,
-      { scheme: url.protocol },
-    );
-  }
-  if (url.username || url.password) {
-    throw new MediaError(
-      `media URL ${safeUrl(url)}${via} contains credentials (user:password@), which are not allowed`,
-      'url_not_allowed',
-    );
-  }
-  if (!url.hostname) throw new MediaError(`media URL ${safeUrl(url)}${via} has no host`, 'url_not_allowed');
-  return url;
-}
-
-function parseUrl(raw: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new MediaError('media URL is not a valid absolute URL (expected http:// or https://)', 'url_not_allowed');
-  }
-  return checkUrl(url, undefined);
-}
-
-function bareHost(url: URL): string {
-  const h = url.hostname;
-  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
-}
-
-function vet(url: URL, original: URL, addresses: LookupAddress[], s: Settings): void {
-  if (s.allowPrivate) return;
-  for (const { address } of addresses) {
-    if (s.allowAddress?.(address)) continue;
-    const reason = isForbiddenAddress(address);
-    if (reason === undefined) continue;
-    const via = original.href !== url.href ? ` (redirected from ${safeUrl(original)})` : '';
-    throw new MediaError(
-      `media URL ${safeUrl(url)}${via} resolves to ${article(reason)} ${reason} address (${address}), which is not allowed; ` +
-        'set MEDIA_ALLOW_PRIVATE_URLS=true to allow it',
-      'url_not_allowed',
-      false,
-      { url: safeUrl(url), address, reason },
-    );
-  }
-}
-
-/** Resolves the host of `url` once and checks every address; the connection then uses exactly these. */
-async function resolve(url: URL, original: URL, s: Settings, t: Transfer): Promise<LookupAddress[]> {
-  const host = bareHost(url);
-  const family = isIP(host);
-  let addresses: LookupAddress[];
-  if (family !== 0) {
-    addresses = [{ address: host, family }];
-  } else {
-    addresses = await t.race(
-      new Promise<LookupAddress[]>((resolvePromise, reject) => {
-        s.lookup(host, { all: true }, (err, result, fam) => {
-          if (err) {
-            reject(
-              new MediaError(
-                `could not resolve the host of media URL ${safeUrl(url)} (${err.code ?? err.message})`,
-                'media_download_failed',
-                err.code !== 'ENOTFOUND',
-                { url: safeUrl(url), cause: err.code },
-              ),
-            );
-          } else if (typeof result === 'string') {
-            resolvePromise([{ address: result, family: fam ?? isIP(result) }]);
-          } else {
-            resolvePromise(result ?? []);
-          }
-        });
-      }),
-    );
-    addresses = addresses.filter((a) => isIP(a.address) !== 0);
-    if (addresses.length === 0) {
-      throw new MediaError(`the host of media URL ${safeUrl(url)} has no addresses`, 'media_download_failed', true);
-    }
-  }
-  vet(url, original, addresses, s);
-  return addresses;
-}
-
-// ---------------------------------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------------------------------
-
-/** A lookup for http(s).request that only ever answers with the already vetted addresses. */
-function pinnedLookup(addresses: LookupAddress[]) {
-  return (
-    _hostname: string,
-    options: dns.LookupOptions,
-    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
-  ): void => {
-    if (options?.all) callback(null, addresses.map((a) => ({ ...a })));
-    else callback(null, addresses[0].address, addresses[0].family);
-  };
-}
-
-function request(url: URL, addresses: LookupAddress[], s: Settings, t: Transfer): Promise<http.IncomingMessage> {
-  return new Promise((resolvePromise, reject) => {
-    const host = bareHost(url);
-    const literal = isIP(host) !== 0;
-    const options: https.RequestOptions = {
-      method: 'GET',
-      hostname: host,
-      port: url.port || undefined,
-      path: `${url.pathname}${url.search}`,
-      headers: { 'user-agent': USER_AGENT, accept: '*/*', 'accept-encoding': 'identity' },
-      agent: false,
-      ...(literal ? {} : { lookup: pinnedLookup(addresses) as unknown as typeof dns.lookup, servername: host }),
-    };
-    const req = (url.protocol === 'https:' ? https : http).request(options);
-    t.track(req);
-
-    let connectTimer: NodeJS.Timeout | undefined;
-    const clearConnectTimer = (): void => {
-      if (connectTimer) clearTimeout(connectTimer);
-      connectTimer = undefined;
-    };
-    req.on('socket', (socket: Socket) => {
-      const startIdleTimer = (): void => {
-        clearConnectTimer();
-        socket.setTimeout(s.idleTimeoutMs, () =>
-          t.fail(
-            new MediaError(
-              `media URL ${safeUrl(url)} sent no data for ${s.idleTimeoutMs} ms`,
-              'media_download_timeout',
-              true,
-              { url: safeUrl(url), idleTimeoutMs: s.idleTimeoutMs },
-            ),
-          ),
-        );
-      };
-      if (!socket.connecting) return startIdleTimer();
-      connectTimer = setTimeout(
-        () =>
-          t.fail(
-            new MediaError(
-              `could not connect to the host of media URL ${safeUrl(url)} within ${s.connectTimeoutMs} ms`,
-              'media_download_timeout',
-              true,
-              { url: safeUrl(url), connectTimeoutMs: s.connectTimeoutMs },
-            ),
-          ),
-        s.connectTimeoutMs,
-      );
-      socket.once('connect', startIdleTimer);
-    });
-    req.on('error', (err) => {
-      clearConnectTimer();
-      reject(err);
-    });
-    req.on('close', clearConnectTimer);
-    req.on('response', (res) => {
-      clearConnectTimer();
-      res.on('error', () => undefined); // surfaced through the pipeline / Transfer instead
-      t.track(res);
-      resolvePromise(res);
-    });
-    req.end();
-  });
-}
-
-function statusError(url: URL, original: URL, res: http.IncomingMessage): MediaError {
-  const status = res.statusCode ?? 0;
-  const text = res.statusMessage ? ` ${res.statusMessage}` : '';
-  const via = original.href !== url.href ? ` (redirected from ${safeUrl(original)})` : '';
-  return new MediaError(
-    `media URL ${safeUrl(url)}${via} returned HTTP ${status}${text}`,
-    'media_download_failed',
-    status >= 500 || status === 429,
-    { url: safeUrl(url), status },
-  );
-}
-
-/** Follows redirects (each hop re-checked) and returns the final 2xx response, headers checked. */
-async function open(rawUrl: string, s: Settings, t: Transfer): Promise<{ res: http.IncomingMessage; url: URL }> {
-  const original = parseUrl(rawUrl);
-  let url = original;
-  for (let redirects = 0; ; redirects++) {
-    let res: http.IncomingMessage;
-    try {
-      const addresses = await resolve(url, original, s, t);
-      res = await t.race(request(url, addresses, s, t));
-    } catch (err) {
-      throw t.error(err, url);
-    }
-    const status = res.statusCode ?? 0;
-    const location = res.headers.location;
-    if (REDIRECT_STATUSES.has(status) && location) {
-      t.release(res);
-      if (redirects >= s.maxRedirects) {
-        throw new MediaError(
-          `media URL ${safeUrl(original)} redirected more than ${s.maxRedirects} times`,
-          'media_download_failed',
-          false,
-          { url: safeUrl(original), maxRedirects: s.maxRedirects },
-        );
-      }
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        throw new MediaError(`media URL ${safeUrl(url)} redirected to an invalid URL`, 'media_download_failed', false);
-      }
-      url = checkUrl(next, original);
-      continue;
-    }
-    if (status < 200 || status > 299) {
-      t.release(res);
-      throw statusError(url, original, res);
-    }
-    const declared = res.headers['content-length'];
-    if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > s.maxBytes) {
-      t.release(res);
-      throw tooLarge(url, s.maxBytes, Number(declared));
-    }
-    return { res, url };
-  }
-}
-
-/** Counts, hashes and sniffs the body as it flows, and stops it the moment it exceeds the cap. */
 class Meter extends Transform {
-  bytes = 0;
-  private readonly hash = createHash('sha256');
-  private head = Buffer.alloc(0);
+  bytes: number;
+  private readonly hash: Hash;
+  private head: Buffer;
 
   constructor(
     private readonly maxBytes: number,
     private readonly onTooLarge: () => MediaError,
+    from: MeterState = { bytes: 0, hash: createHash('sha256'), head: Buffer.alloc(0) },
   ) {
     super();
+    this.bytes = from.bytes;
+    this.hash = from.hash;
+    this.head = from.head;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -534,10 +180,31 @@ export async function downloadToFile(url: string, opts: DownloadOptions): Promis
         await handle.close();
         throw t.reason;
       }
-      const file = handle.createWriteStream();
-      const meter = new Meter(s.maxBytes, () => tooLarge(finalUrl, s.maxBytes));
-      // A failure destroys `res`, which makes the pipeline tear down the meter and the file stream.
-      await pipeline(res, meter, file);
+      const onTooLarge = () => tooLarge(finalUrl, s.maxBytes);
+      let meter = new Meter(s.maxBytes, onTooLarge);
+      let file: WriteStream = handle.createWriteStream() as unknown as WriteStream;
+      let body = res;
+      const progress = opts.onProgress && setInterval(() => opts.onProgress!(meter.bytes), 1_000);
+      try {
+        for (let resumes = 0; ; resumes++) {
+          try {
+            // A failure destroys `body`, which makes the pipeline tear down the meter and the file stream.
+            await pipeline(body, meter, file);
+            break;
+          } catch (err) {
+            // Only a body the server cut short is resumed: never a cap, a timeout, an abort or a disk error.
+            if (t.failed || err instanceof MediaError || body.complete || resumes >= MAX_RESUMES) throw err;
+            const next = await resumeBody(finalUrl, res, file, partPath, s, t);
+            if (!next) throw err;
+            body = next.res;
+            meter = new Meter(s.maxBytes, onTooLarge, next.state);
+            file = createWriteStream(partPath, { flags: 'r+', start: next.state.bytes });
+          }
+        }
+      } finally {
+        clearInterval(progress);
+      }
+      opts.onProgress?.(meter.bytes);
       if (t.failed) throw t.reason;
       const { mime, ext } = meter.sniffed();
       const finalPath = join(opts.tmpDir, `dl-${id}.${ext ?? 'bin'}`);
@@ -549,6 +216,38 @@ export async function downloadToFile(url: string, opts: DownloadOptions): Promis
       throw error;
     }
   });
+}
+
+/**
+ * Asks for the rest of a body the server cut short, when its first answer offered byte ranges
+ * and named its version (a strong ETag or Last-Modified, sent as If-Range so that a changed file
+ * is never stitched to the old one's start). The partial file is re-read for its hash and head,
+ * so the result is the same as an uncut download. Undefined: the server cannot resume.
+ */
+async function resumeBody(
+  url: URL,
+  first: http.IncomingMessage,
+  file: WriteStream,
+  partPath: string,
+  s: Settings,
+  t: Transfer,
+): Promise<{ res: http.IncomingMessage; state: MeterState } | undefined> {
+  const etag = first.headers.etag;
+  const version = etag && !etag.startsWith('W/') ? etag : first.headers['last-modified'];
+  if (first.headers['accept-ranges'] !== 'bytes' || !version) return undefined;
+  // Written bytes only: the stream's buffered rest was dropped by the failure.
+  if (!file.closed) await new Promise<void>((r) => file.once('close', () => r()));
+  const state: MeterState = { bytes: 0, hash: createHash('sha256'), head: Buffer.alloc(0) };
+  for await (const chunk of createReadStream(partPath) as AsyncIterable<Buffer>) {
+    state.bytes += chunk.length;
+    state.hash.update(chunk);
+    if (state.head.length < SNIFF_BYTES) state.head = Buffer.concat([state.head, chunk.subarray(0, SNIFF_BYTES - state.head.length)]);
+  }
+  if (state.bytes === 0) return undefined;
+  const { res } = await open(url.href, s, t, { range: `bytes=${state.bytes}-`, 'if-range': version });
+  if (res.statusCode === 206 && (res.headers['content-range'] ?? '').startsWith(`bytes ${state.bytes}-`)) return { res, state };
+  t.release(res);
+  return undefined;
 }
 
 /**
@@ -579,44 +278,4 @@ export async function downloadToBuffer(
     const { mime, ext } = meter.sniffed();
     return { data: Buffer.concat(chunks, meter.bytes), ...(mime ? { mime, ext } : {}) };
   });
-}
-
-/** Deletes a file, ignoring a file that is already gone. */
-export async function removeQuietly(path: string | undefined): Promise<void> {
-  if (!path) return;
-  try {
-    await fsp.unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-}
-
-/**
- * Deletes download temp files (`dl-*`) in `tmpDir` last modified more than `olderThanMs` ago,
- * e.g. left behind by a worker that crashed mid-download. Returns how many were deleted; a missing
- * folder counts as empty.
- */
-export async function sweepStaleTempFiles(tmpDir: string, olderThanMs: number): Promise<number> {
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = await fsp.readdir(tmpDir, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw err;
-  }
-  const cutoff = Date.now() - olderThanMs;
-  let removed = 0;
-  for (const entry of entries) {
-    if (!entry.isFile() || !entry.name.startsWith('dl-')) continue;
-    const path = join(tmpDir, entry.name);
-    try {
-      const stat = await fsp.stat(path);
-      if (stat.mtimeMs >= cutoff) continue;
-      await fsp.unlink(path);
-      removed++;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  return removed;
 }
