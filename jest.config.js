@@ -20,7 +20,7 @@ module.exports = {
   },
   transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
   moduleNameMapper: {
-    '^@lib/(contracts|config|queue|providers|media|ratelimit|plugins|metrics)$': '<rootDir>/libs/$1/src',
+    '^@lib/(contracts|config|queue|providers|media|ratelimit|plugins|metrics|cache)$': '<rootDir>/libs/$1/src',
   },
   testTimeout: 60000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],

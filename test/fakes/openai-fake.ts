@@ -359,6 +359,34 @@ function embeddings(body: Json): OutgoingResponse {
 // ---------------------------------------------------------------------------------------------
 // audio.transcriptions
 
+/** The first bytes of each uploaded file, kept beside it (RecordedFile stays as recorded). */
+const FILE_HEADS = new WeakMap<RecordedFile, Buffer>();
+const HEAD_BYTES = 4096;
+/**
+ * Duration in s of a PCM WAV (from its byte rate) or of an MP3 whose first frame, right after
+ * any ID3 tag, is a Xing/Info frame (ffmpeg writes one) counting the frames; else undefined.
+ */
+function audioDuration(head: Buffer | undefined, size: number): number | undefined {
+  if (!head || head.length < 44) return undefined;
+  if (head.toString('latin1', 0, 4) === 'RIFF' && head.toString('latin1', 8, 12) === 'WAVE') {
+    const byteRate = head.readUInt32LE(28);
+    return byteRate > 0 ? (size - 44) / byteRate : undefined;
+  }
+  const at = head.toString('latin1', 0, 3) === 'ID3' ? 10 + ((head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]) : 0;
+  if (at + 64 > head.length || head[at] !== 0xff || (head[at + 1] & 0xe6) !== 0xe2) return undefined; // sync + layer III
+  const version = (head[at + 1] >> 3) & 3; // 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5
+  const rate = ({ 3: [44100, 48000, 32000], 2: [22050, 24000, 16000], 0: [11025, 12000, 8000] } as Record<number, number[]>)[version]?.[(head[at + 2] >> 2) & 3];
+  const tag = Math.max(head.indexOf('Xing', at), head.indexOf('Info', at));
+  if (!rate || tag < 0 || tag > at + 40 || !(head[tag + 7] & 1)) return undefined;
+  return (head.readUInt32BE(tag + 8) * (version === 3 ? 1152 : 576)) / rate;
+}
+
+function tenSecondSegments(duration: number): Array<{ start: number; end: number; text: string }> {
+  const out = [];
+  for (let t = 0; t < duration; t += 10) out.push({ start: t, end: Math.min(t + 10, duration), text: `speech at ${t} s.` });
+  return out;
+}
+
 function transcription(body: MultipartBody | undefined, parseError: string | undefined): OutgoingResponse {
   if (parseError !== undefined || body === undefined) {
     throw new ApiError(400, parseError ?? 'Expected a multipart/form-data request body.');
@@ -371,8 +399,11 @@ function transcription(body: MultipartBody | undefined, parseError: string | und
     throw new ApiError(400, 'Streaming is not supported by the OpenAI fake.', 'stream');
   }
   const format = fields.response_format || 'json';
-  const text = `transcript of ${file.filename} (${file.size} bytes)`;
-  const duration = file.size / 16000;
+  // Real audio (a WAV or MP3 header): its duration, and a segment every 10 s; anything else: size / 16000.
+  const heard = audioDuration(FILE_HEADS.get(file), file.size);
+  const duration = heard ?? file.size / 16000;
+  const parts = heard === undefined ? [] : tenSecondSegments(heard);
+  const text = heard === undefined ? `transcript of ${file.filename} (${file.size} bytes)` : parts.map((p) => p.text).join(' ');
   switch (format) {
     case 'json':
       return jsonResponse(200, {
@@ -385,20 +416,18 @@ function transcription(body: MultipartBody | undefined, parseError: string | und
         language: fields.language || 'english',
         duration,
         text,
-        segments: [
-          {
-            id: 0,
-            seek: 0,
-            start: 0,
-            end: duration,
-            text,
-            tokens: [],
-            temperature: 0,
-            avg_logprob: -0.1,
-            compression_ratio: 1,
-            no_speech_prob: 0,
-          },
-        ],
+        segments: (parts.length > 0 ? parts : [{ start: 0, end: duration, text }]).map((p, id) => ({
+          id,
+          seek: 0,
+          start: p.start,
+          end: p.end,
+          text: p.text,
+          tokens: [],
+          temperature: 0,
+          avg_logprob: -0.1,
+          compression_ratio: 1,
+          no_speech_prob: 0,
+        })),
         usage: { type: 'duration', seconds: Math.ceil(duration) },
       });
     case 'text':
@@ -475,7 +504,7 @@ class MultipartParser {
   private state: 'preamble' | 'afterDelimiter' | 'headers' | 'body' | 'done' = 'preamble';
   private part:
     | { kind: 'field'; name: string; chunks: Buffer[]; size: number }
-    | { kind: 'file'; file: RecordedFile; hash: Hash }
+    | { kind: 'file'; file: RecordedFile; hash: Hash; head?: Buffer }
     | undefined;
 
   constructor(boundary: string) {
@@ -599,6 +628,7 @@ class MultipartParser {
     const part = this.part;
     if (!part) return;
     if (part.kind === 'file') {
+      if (part.file.size < HEAD_BYTES) part.head = Buffer.concat([part.head ?? Buffer.alloc(0), data.subarray(0, HEAD_BYTES - part.file.size)]);
       part.file.size += data.length;
       part.hash.update(data);
     } else {
@@ -615,6 +645,7 @@ class MultipartParser {
     if (!part) return;
     if (part.kind === 'file') {
       part.file.sha256 = part.hash.digest('hex');
+      if (part.head) FILE_HEADS.set(part.file, part.head);
       this.result.files.push(part.file);
     } else {
       this.result.fields[part.name] = Buffer.concat(part.chunks).toString('utf8');

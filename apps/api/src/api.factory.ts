@@ -8,6 +8,7 @@ import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { HttpErrorFilter } from './common/http-error.filter';
 import { registerJsonBodyParser } from './common/json-body.parser';
+import { registerNdjsonBodyParser } from './batches/ndjson-body.parser';
 import { registerRequestTelemetry, requestIdOf } from './common/request-telemetry';
 import { setupAdminDashboard } from './admin/admin-dashboard.plugin';
 import { setupOpenApi } from './openapi/openapi';
@@ -24,6 +25,7 @@ export async function createApiApp(config: GatewayConfig, options: { logDestinat
   });
   const fastify = app.getHttpAdapter().getInstance();
   registerJsonBodyParser(fastify, config.maxBodyBytes);
+  registerNdjsonBodyParser(fastify);
   registerRequestTelemetry(fastify, app.get(GatewayMetrics));
   // latency_ms is measured from the moment the request arrives, before the body is read.
   fastify.addHook('onRequest', (req, _reply, done) => {

@@ -22,6 +22,10 @@ import { RequestNormalizer } from './inference/request-normalizer';
 import { SyncWaiter } from './inference/sync-waiter.service';
 import { JobsController } from './jobs/jobs.controller';
 import { JobsService } from './jobs/jobs.service';
+import { BatchesController } from './batches/batches.controller';
+import { BatchesService } from './batches/batches.service';
+import { BatchLineValidator } from './batches/batch-line-validator';
+import { BatchStore } from './batches/batch-store';
 
 @Module({})
 export class AppModule {
@@ -29,13 +33,16 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [ConfigModule.forRoot(config), QueueModule.forProducer(config), MetricsModule.forRoot('api')],
-      controllers: [InferenceController, PluginsController, JobsController, HealthController, ReadinessController, MetricsController, WorkersController],
+      controllers: [InferenceController, PluginsController, JobsController, BatchesController, HealthController, ReadinessController, MetricsController, WorkersController],
       providers: [
         InferenceService,
         RequestNormalizer,
         pluginCatalogProvider(config),
         SyncWaiter,
         JobsService,
+        BatchesService,
+        BatchLineValidator,
+        BatchStore,
         WorkersService,
         QueueStatsService,
         { provide: APP_GUARD, useClass: ApiKeyGuard },

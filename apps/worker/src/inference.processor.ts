@@ -8,6 +8,7 @@ import {
   GatewayError,
   InferenceJobData,
   JobFailure,
+  packResult,
   RawInferenceResponse,
   TokensUsed,
 } from '@lib/contracts';
@@ -17,8 +18,11 @@ import { MediaError } from '@lib/media';
 import { BlobStore, REDIS, RedisKeys, RetryableJobError } from '@lib/queue';
 import { AdapterRegistry } from './adapter-registry';
 import { CancelRegistry } from './cancel-registry';
+import { EmbeddingRunner, isControlError } from './embedding-runner';
 import { JobMedia } from './job-media';
+import { LongMediaService } from './long-media.service';
 import { RateGate } from './rate-gate';
+import { SemanticCacheService } from './semantic-cache.service';
 
 /** Abort reasons the worker host gives BullMQ's job signal. */
 export const ABORT_CANCELED = 'canceled';
@@ -42,6 +46,9 @@ export class InferenceProcessor {
     private readonly adapters: AdapterRegistry,
     private readonly cancels: CancelRegistry,
     private readonly gate: RateGate,
+    private readonly embeddings: EmbeddingRunner,
+    private readonly longMedia: LongMediaService,
+    private readonly semanticCache: SemanticCacheService,
   ) {}
 
   async process(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, signal: AbortSignal): Promise<RawInferenceResponse> {
@@ -56,21 +63,47 @@ export class InferenceProcessor {
         }),
       );
     }
-    const ticket = await this.gate.enter(job, token);
+    if (this.embeddings.handles(request)) {
+      // Text embeddings: split, exact cache, coalescing (embedding-runner.ts); errors classified here.
+      try {
+        return await this.embeddings.process(job, token, signal);
+      } catch (err) {
+        throw isControlError(err) ? err : await this.toJobError(err, job, token, signal);
+      }
+    }
+    // Chat with enable_semantic_cache: a cached answer, or a fresh one the cache learns from (semantic-cache.service.ts).
+    const semantic = await this.semanticCache.lookup(job.data, signal);
+    if (semantic.response) return semantic.response;
     const media = new JobMedia(request.inputs, this.blobs, this.config, signal);
+    if (this.longMedia.handles(job)) {
+      // Long audio/video: cut into child jobs and merged (long-media.service.ts), or passed on with its file in `media`.
+      try {
+        const merged = await this.longMedia.process(job, token, media, signal);
+        if (merged) return merged;
+      } catch (err) {
+        await media.cleanup();
+        throw isControlError(err) ? err : await this.toJobError(err, job, token, signal);
+      }
+    }
+    const ticket = await this.gate.enter(job, token).catch(async (err: unknown) => {
+      await media.cleanup();
+      throw err;
+    });
     let usage: TokensUsed | null | undefined;
     try {
       const progress = (value: number | object): void => void job.updateProgress(value).catch(() => undefined);
       const out = await adapter.run(request, { signal, media, progress });
       usage = out.tokensUsed;
-      return {
+      semantic.record?.(out.data);
+      if (job.parent) void this.longMedia.childDone(job).catch(() => undefined);
+      return packResult({
         data: out.data,
         provider: request.provider,
         model: request.model,
         tokens_used: out.tokensUsed ?? null,
         latency_ms: Date.now() - receivedAt,
         cached: false,
-      };
+      });
     } catch (err) {
       throw await this.toJobError(err, job, token, signal);
     } finally {

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ErrorType, GatewayError, isBlobRef } from '@lib/contracts';
@@ -14,6 +14,8 @@ import { BlobStore } from '@lib/queue';
  */
 export class JobMedia implements MediaSource {
   private readonly files: string[] = [];
+  /** One download per input: a file probed before the adapter runs is the file the adapter reads. */
+  private readonly fetched = new Map<string, Promise<MediaFile>>();
 
   constructor(
     private readonly inputs: Record<string, unknown>,
@@ -24,6 +26,11 @@ export class JobMedia implements MediaSource {
 
   async bytes(input: string): Promise<MediaBytes> {
     const value = this.inputs[input];
+    const fetched = this.fetched.get(input);
+    if (fetched) {
+      const file = await fetched;
+      return { data: await readFile(file.path), mime: file.mime };
+    }
     if (typeof value === 'string' && /_url$/.test(input)) {
       const got = await downloadToBuffer(value, this.downloadOptions());
       return { data: got.data, mime: got.mime ?? 'application/octet-stream' };
@@ -32,10 +39,21 @@ export class JobMedia implements MediaSource {
     return { data, mime: sniffMedia(data.subarray(0, 64))?.mime ?? 'application/octet-stream' };
   }
 
-  async file(input: string): Promise<MediaFile> {
+  /** `onProgress` hears the bytes downloaded so far (URL inputs). */
+  file(input: string, onProgress?: (bytes: number) => void): Promise<MediaFile> {
+    let file = this.fetched.get(input);
+    if (!file) {
+      file = this.fetch(input, onProgress);
+      this.fetched.set(input, file);
+      file.catch(() => this.fetched.delete(input));
+    }
+    return file;
+  }
+
+  private async fetch(input: string, onProgress?: (bytes: number) => void): Promise<MediaFile> {
     const value = this.inputs[input];
     if (typeof value === 'string' && /_url$/.test(input)) {
-      const got = await downloadToFile(value, { ...this.downloadOptions(), tmpDir: this.config.mediaTmpDir });
+      const got = await downloadToFile(value, { ...this.downloadOptions(), tmpDir: this.config.mediaTmpDir, onProgress });
       this.files.push(got.path);
       return { path: got.path, size: got.bytes, mime: got.mime ?? 'application/octet-stream', ext: got.ext ?? 'bin' };
     }
@@ -49,6 +67,7 @@ export class JobMedia implements MediaSource {
   }
 
   async cleanup(): Promise<void> {
+    this.fetched.clear();
     await Promise.all(this.files.splice(0).map((f) => removeQuietly(f)));
   }
 

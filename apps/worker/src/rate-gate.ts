@@ -3,7 +3,7 @@ import { DelayedError, Job } from 'bullmq';
 import { InferenceJobData, queueOfJobId, QueueName, RawInferenceResponse, TokensUsed } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { GatewayMetrics } from '@lib/metrics';
-import { estimateTokens, ProviderLimiter, reportedTokens, Ticket } from '@lib/ratelimit';
+import { Admission, estimateTokens, ProviderLimiter, reportedTokens, Ticket } from '@lib/ratelimit';
 
 /** Without a provider hint, the first 429 pause lasts this long and doubles per repeat. */
 const DEFAULT_PAUSE_MS = 1_000;
@@ -28,8 +28,12 @@ export class RateGate {
     private readonly metrics: GatewayMetrics,
   ) {}
 
-  /** A ticket to call the provider now, or DelayedError after moving the job to its slot. */
-  async enter(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined): Promise<Ticket> {
+  /**
+   * A ticket to call the provider now, or DelayedError after moving the job to its slot.
+   * `tokens` overrides the estimate from the request (the embedding path sends only the texts
+   * the exact cache missed).
+   */
+  async enter(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, tokens?: number): Promise<Ticket> {
     const { request } = job.data;
     const queue = queueOf(job);
     const state = job.data.limiter ?? {};
@@ -37,13 +41,42 @@ export class RateGate {
     const admission = await this.limiter.acquire({
       queue,
       model: request.model,
-      tokens: estimateTokens(request, limits?.defaultMaxTokens ?? 0),
+      tokens: tokens ?? estimateTokens(request, limits?.defaultMaxTokens ?? 0),
       leaseId: job.id!,
       prepaid: state.prepaidAttempt === job.attemptsMade,
     });
     if (admission.admitted) return admission.ticket;
+    await this.defer(job, token, admission);
+    throw new DelayedError();
+  }
 
-    this.metrics.rateLimitWait(queue, request.model, admission.waitMs, admission.reason);
+  /**
+   * One admission for a coalesced group of jobs (one provider call): one request and the sum
+   * of their tokens, charged once. Prepaid only when every member holds a slot for its attempt
+   * (the coalescer groups such jobs apart from new ones).
+   * Not admitted: every member is moved to the slot (as `enter` does for one job) and undefined
+   * is returned; each member must then throw DelayedError. The group's lease is named after its
+   * first job.
+   */
+  async enterGroup(members: Array<{ job: Job<InferenceJobData, RawInferenceResponse>; token: string | undefined }>, tokens: number): Promise<Ticket | undefined> {
+    const first = members[0].job;
+    const admission = await this.limiter.acquire({
+      queue: queueOf(first),
+      model: first.data.request.model,
+      tokens,
+      leaseId: first.id!,
+      prepaid: members.every(({ job }) => job.data.limiter?.prepaidAttempt === job.attemptsMade),
+    });
+    if (admission.admitted) return admission.ticket;
+    await Promise.all(members.map(({ job, token }) => this.defer(job, token, admission)));
+    return undefined;
+  }
+
+  /** Puts a job to sleep until its slot, recording the slot it holds. */
+  private async defer(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, admission: Extract<Admission, { admitted: false }>): Promise<void> {
+    const queue = queueOf(job);
+    const state = job.data.limiter ?? {};
+    this.metrics.rateLimitWait(queue, job.data.request.model, admission.waitMs, admission.reason);
     if (admission.waitMs > 5_000) {
       this.logger.debug(`job ${job.id}: ${admission.reason} limit, waits ${admission.waitMs} ms for its slot`);
     }
@@ -52,7 +85,6 @@ export class RateGate {
     const prepaidAttempt = admission.reserved ? job.attemptsMade : admission.reason === 'paused' ? undefined : state.prepaidAttempt;
     if (prepaidAttempt !== state.prepaidAttempt) await job.updateData({ ...job.data, limiter: { ...state, prepaidAttempt } });
     await job.moveToDelayed(Date.now() + admission.waitMs, token);
-    throw new DelayedError();
   }
 
   /** Frees the concurrency lease and reconciles the token estimate with reported usage. */

@@ -13,6 +13,7 @@ import { BlobStore, createRedis, duplicateRedis, GATEWAY_BACKOFF, REDIS, RedisCl
 import { sweepStaleTempFiles } from '@lib/media';
 import { ABORT_CANCELED, ABORT_SHUTDOWN, InferenceProcessor } from './inference.processor';
 import { CancelRegistry } from './cancel-registry';
+import { BatchRecorder } from './batch-recorder.service';
 import { WorkerMetricsService } from './worker-metrics.service';
 import { WORKER_QUEUES } from './worker.tokens';
 
@@ -43,6 +44,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly processor: InferenceProcessor,
     private readonly cancels: CancelRegistry,
     private readonly metrics: WorkerMetricsService,
+    private readonly batches: BatchRecorder,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -101,12 +103,14 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
       const head: CompletionNotice = { id: job.id!, state: 'completed' };
       notice = json.length <= INLINE_NOTICE_MAX_CHARS ? `${JSON.stringify(head).slice(0, -1)},"result":${json}}` : JSON.stringify(head);
     }
+    await this.batches.record(job, { result });
     await this.finish(job, notice);
   }
 
   private async onFailed(job: Job<InferenceJobData, RawInferenceResponse>, err: Error): Promise<void> {
     if (!job.finishedOn) return; // a retry is scheduled: not the end yet
     const notice: CompletionNotice = { id: job.id!, state: 'failed', failure: decodeFailure(err.message) };
+    await this.batches.record(job, { err });
     await this.finish(job, job.data.notify ? JSON.stringify(notice) : undefined);
   }
 

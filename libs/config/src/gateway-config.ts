@@ -61,6 +61,14 @@ export interface GatewayConfig {
   mediaTmpDir: string;
   /** MEDIA_DOWNLOAD_TIMEOUT_MS: total time one download may take. @defaultValue 600000 */
   mediaDownloadTimeoutMs: number;
+  /** FFMPEG_PATH: the ffmpeg binary that cuts long audio and video. @defaultValue ffmpeg (found on PATH) */
+  ffmpegPath: string;
+  /** FFPROBE_PATH: the ffprobe binary that reads a media file's duration and streams. @defaultValue ffprobe (found on PATH) */
+  ffprobePath: string;
+  /** AUDIO_CHUNK_SECONDS: audio longer than this (or over the provider's upload limit) is transcribed in chunks of about this length, in s. @defaultValue 600 */
+  audioChunkSeconds: number;
+  /** AUDIO_CHUNK_OVERLAP_SECONDS: audio each chunk repeats from the end of the one before it, in s (merged away). @defaultValue 2 */
+  audioChunkOverlapSeconds: number;
   openai: { apiKey?: string; baseUrl?: string };
   anthropic: { apiKey?: string; baseUrl?: string };
   google: { project?: string; location: string; vertexBaseUrl?: string; vertexAuth: 'adc' | 'none' };
@@ -68,6 +76,16 @@ export interface GatewayConfig {
   rateLimits: RateLimitsConfig;
   /** RATE_LIMIT_MAX_REQUEUES: provider 429s a job sits out (uncharged) before they count as failed attempts. @defaultValue 20 */
   rateLimitMaxRequeues: number;
+  /** EMBEDDING_CACHE_TTL_SECONDS: how long the exact embedding cache keeps a vector; 0 = cache off. @defaultValue 0 */
+  embeddingCacheTtlSeconds: number;
+  /** EMBEDDING_CACHE_MAX_ENTRIES: vectors the exact cache keeps per provider and model (oldest evicted first). @defaultValue 100000 */
+  embeddingCacheMaxEntries: number;
+  /** COALESCE_WINDOW_MS: how long a worker holds a single-text OpenAI embedding job to merge it with others into one call; 0 = off. @defaultValue 0 */
+  coalesceWindowMs: number;
+  /** OPENAI_EMBEDDING_MAX_INPUTS: inputs per OpenAI embeddings call; a larger `texts` job is split, a coalesced call is flushed at it. @defaultValue 2048 */
+  openaiEmbeddingMaxInputs: number;
+  /** OPENAI_EMBEDDING_MAX_TOKENS: estimated tokens (4 characters each) per OpenAI embeddings call, same use. @defaultValue 300000 */
+  openaiEmbeddingMaxTokens: number;
   /** API_RATE_LIMIT_RPM: requests per minute per API key (per address without keys); 0 = off. @defaultValue 0 */
   apiRateLimitRpm: number;
   /** API_RATE_LIMIT_BURST: requests a client may send at once after idle time. @defaultValue API_RATE_LIMIT_RPM */
@@ -93,6 +111,21 @@ export interface GatewayConfig {
    * @defaultValue 32. E5_API_KEY: bearer key for the server @defaultValue unset.
    */
   e5: { baseUrl?: string; api: 'tei' | 'openai'; model: string; maxBatch: number; apiKey?: string };
+  /**
+   * The semantic cache (`enable_semantic_cache` on chat requests, vCache policy). SEMANTIC_CACHE_EMBEDDER:
+   * `provider:model` that embeds prompts, e.g. `openai:text-embedding-3-small` @defaultValue unset (every
+   * lookup is a miss). SEMANTIC_CACHE_DEFAULT_DELTA: the error rate tolerated when a request gives no
+   * `cache_delta` @defaultValue 0.02. SEMANTIC_CACHE_TTL_SECONDS: an entry's lifetime, in s @defaultValue 86400.
+   * SEMANTIC_CACHE_MAX_ENTRIES: entries per scope, least recently used evicted @defaultValue 100000.
+   * SEMANTIC_CACHE_EMBED_TIMEOUT_MS: longest wait for a prompt's embedding, in ms (past it: a miss) @defaultValue 3000.
+   */
+  semanticCache: {
+    embedder?: { provider: 'openai'; model: string };
+    defaultDelta: number;
+    ttlSeconds: number;
+    maxEntries: number;
+    embedTimeoutMs: number;
+  };
   /** LOG_LEVEL: error, warn, log, debug. @defaultValue log */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
   /** LOG_FORMAT: `json` (pino, one JSON object per line) or `text` (Nest's console format). @defaultValue json */
@@ -103,6 +136,21 @@ export interface GatewayConfig {
   workerMetricsPort: number;
   /** WORKER_METRICS_HOST: bind address of that port. @defaultValue 0.0.0.0 */
   workerMetricsHost: string;
+  /** BATCH_RETENTION_SECONDS: how long a finished batch's results stay downloadable (its status stays readable, as EXPIRED, as long again). @defaultValue 86400 */
+  batchRetentionSeconds: number;
+  /** BATCH_CALLBACK_SECRET: HMAC-SHA256 key of the `X-Signature` on batch callbacks (at least 16 characters); unset: `callback_url` is refused. @defaultValue unset */
+  batchCallbackSecret?: string;
+  /** BATCH_MAX_LINES: most request lines one batch may hold; past it the upload fails (batch_too_large). @defaultValue 1000000 */
+  batchMaxLines: number;
+  /** BATCH_FEED_WINDOW: lines of one batch in its provider queue at once; the rest wait in the batch until the queue drains. @defaultValue 1000 */
+  batchFeedWindow: number;
+  /**
+   * BATCH_RESULTS_DIR: folder (shared by the API and every worker, e.g. one volume) where finished
+   * pages of batch results are moved out of Redis, 1000 lines a file. @defaultValue unset: results stay in Redis
+   */
+  batchResultsDir?: string;
+  /** BATCH_CALLBACK_ATTEMPTS: POSTs of a batch's callback before giving up (exponential backoff from RETRY_BASE_DELAY_MS). @defaultValue 8 */
+  batchCallbackAttempts: number;
   /** WORKER_HEARTBEAT_INTERVAL_MS: how often a worker refreshes its heartbeat; it counts as gone after 3 intervals without one. @defaultValue 5000 */
   workerHeartbeatIntervalMs: number;
 }

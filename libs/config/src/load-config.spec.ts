@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { ConfigError, loadConfig } from './load-config';
 
 describe('loadConfig', () => {
@@ -118,6 +119,68 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ IDEMPOTENCY_TTL_SECONDS: '7200', JOB_RETENTION_SECONDS: '3600' })).toThrow('IDEMPOTENCY_TTL_SECONDS=7200 is longer than JOB_RETENTION_SECONDS=3600');
     expect(() => loadConfig({ RATE_LIMITS_FILE: '/nonexistent/limits.yaml' })).toThrow('RATE_LIMITS_FILE=/nonexistent/limits.yaml cannot be read (ENOENT)');
     expect(() => loadConfig({ QUEUE_MAX_BACKLOG: '-1' })).toThrow('QUEUE_MAX_BACKLOG=-1 must be a whole number');
+  });
+
+  it('reads the batch settings: retention, line cap, feed window, callback attempts and a signing secret of 16+ characters', () => {
+    expect(loadConfig({})).toMatchObject({ batchRetentionSeconds: 86_400, batchMaxLines: 1_000_000, batchFeedWindow: 1_000, batchCallbackAttempts: 8, batchCallbackSecret: undefined });
+    expect(loadConfig({ BATCH_RETENTION_SECONDS: '60', BATCH_MAX_LINES: '10', BATCH_FEED_WINDOW: '5', BATCH_CALLBACK_ATTEMPTS: '2' })).toMatchObject({
+      batchRetentionSeconds: 60,
+      batchMaxLines: 10,
+      batchFeedWindow: 5,
+      batchCallbackAttempts: 2,
+    });
+    expect(loadConfig({ BATCH_CALLBACK_SECRET: 'a-long-enough-secret' }).batchCallbackSecret).toBe('a-long-enough-secret');
+    expect(loadConfig({}).batchResultsDir).toBeUndefined();
+    expect(loadConfig({ BATCH_RESULTS_DIR: os.tmpdir() }).batchResultsDir).toBe(os.tmpdir());
+    expect(() => loadConfig({ BATCH_RESULTS_DIR: '/nonexistent/batch-results' })).toThrow('BATCH_RESULTS_DIR=/nonexistent/batch-results is not a folder');
+    expect(() => loadConfig({ BATCH_RETENTION_SECONDS: '0' })).toThrow('BATCH_RETENTION_SECONDS=0 must be a whole number from 1');
+    expect(() => loadConfig({ BATCH_MAX_LINES: 'many' })).toThrow('BATCH_MAX_LINES=many must be a whole number');
+    expect(() => loadConfig({ BATCH_FEED_WINDOW: '0' })).toThrow('BATCH_FEED_WINDOW=0 must be a whole number from 1');
+    expect(() => loadConfig({ BATCH_CALLBACK_ATTEMPTS: '101' })).toThrow('BATCH_CALLBACK_ATTEMPTS=101 must be a whole number from 1 to 100');
+    expect(() => loadConfig({ BATCH_CALLBACK_SECRET: 'short-s3cret' })).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/BATCH_CALLBACK_SECRET is 12 characters; use at least 16(?![\s\S]*short-s3cret)/) }),
+    );
+  });
+
+  it('reads the embedding throughput settings: cache TTL and bound, coalescing window, OpenAI call size', () => {
+    expect(loadConfig({})).toMatchObject({ embeddingCacheTtlSeconds: 0, embeddingCacheMaxEntries: 100_000, coalesceWindowMs: 0, openaiEmbeddingMaxInputs: 2048, openaiEmbeddingMaxTokens: 300_000 });
+    expect(loadConfig({ EMBEDDING_CACHE_TTL_SECONDS: '3600', EMBEDDING_CACHE_MAX_ENTRIES: '10', COALESCE_WINDOW_MS: '5', OPENAI_EMBEDDING_MAX_INPUTS: '100', OPENAI_EMBEDDING_MAX_TOKENS: '5000' })).toMatchObject({
+      embeddingCacheTtlSeconds: 3600,
+      embeddingCacheMaxEntries: 10,
+      coalesceWindowMs: 5,
+      openaiEmbeddingMaxInputs: 100,
+      openaiEmbeddingMaxTokens: 5000,
+    });
+    expect(() => loadConfig({ EMBEDDING_CACHE_TTL_SECONDS: '-1' })).toThrow('EMBEDDING_CACHE_TTL_SECONDS=-1 must be a whole number');
+    expect(() => loadConfig({ EMBEDDING_CACHE_MAX_ENTRIES: '0' })).toThrow('EMBEDDING_CACHE_MAX_ENTRIES=0 must be a whole number from 1');
+    expect(() => loadConfig({ COALESCE_WINDOW_MS: '5000' })).toThrow('COALESCE_WINDOW_MS=5000 must be a whole number from 0 to 1000');
+    expect(() => loadConfig({ OPENAI_EMBEDDING_MAX_INPUTS: '4096' })).toThrow('OPENAI_EMBEDDING_MAX_INPUTS=4096 must be a whole number from 1 to 2048');
+    expect(() => loadConfig({ OPENAI_EMBEDDING_MAX_TOKENS: 'lots' })).toThrow('OPENAI_EMBEDDING_MAX_TOKENS=lots must be a whole number');
+  });
+
+  it('reads the long media settings: ffmpeg and ffprobe paths, chunk length and overlap within bounds', () => {
+    expect(loadConfig({})).toMatchObject({ ffmpegPath: 'ffmpeg', ffprobePath: 'ffprobe', audioChunkSeconds: 600, audioChunkOverlapSeconds: 2 });
+    expect(loadConfig({ FFMPEG_PATH: '/opt/ff/ffmpeg', FFPROBE_PATH: ' /opt/ff/ffprobe ', AUDIO_CHUNK_SECONDS: '300', AUDIO_CHUNK_OVERLAP_SECONDS: '0' })).toMatchObject({
+      ffmpegPath: '/opt/ff/ffmpeg',
+      ffprobePath: '/opt/ff/ffprobe',
+      audioChunkSeconds: 300,
+      audioChunkOverlapSeconds: 0,
+    });
+    expect(() => loadConfig({ AUDIO_CHUNK_SECONDS: '10' })).toThrow('AUDIO_CHUNK_SECONDS=10 must be a whole number from 30 to 3600');
+    expect(() => loadConfig({ AUDIO_CHUNK_OVERLAP_SECONDS: '30' })).toThrow('AUDIO_CHUNK_OVERLAP_SECONDS=30 must be a whole number from 0 to 10');
+  });
+
+  it('reads the semantic cache settings: the embedder as provider:model, the default delta in [0, 1], TTL, size and embed timeout', () => {
+    expect(loadConfig({}).semanticCache).toEqual({ embedder: undefined, defaultDelta: 0.02, ttlSeconds: 86_400, maxEntries: 100_000, embedTimeoutMs: 3_000 });
+    const env = { SEMANTIC_CACHE_EMBEDDER: 'openai:text-embedding-3-small', SEMANTIC_CACHE_DEFAULT_DELTA: '0.05', SEMANTIC_CACHE_TTL_SECONDS: '60', SEMANTIC_CACHE_MAX_ENTRIES: '500', SEMANTIC_CACHE_EMBED_TIMEOUT_MS: '800' };
+    expect(loadConfig(env).semanticCache).toEqual({ embedder: { provider: 'openai', model: 'text-embedding-3-small' }, defaultDelta: 0.05, ttlSeconds: 60, maxEntries: 500, embedTimeoutMs: 800 });
+    expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'text-embedding-3-small' })).toThrow('SEMANTIC_CACHE_EMBEDDER=text-embedding-3-small must be provider:model');
+    expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'anthropic:claude' })).toThrow('with provider openai (the adapter with text embeddings)');
+    expect(() => loadConfig({ SEMANTIC_CACHE_DEFAULT_DELTA: '1.5' })).toThrow('SEMANTIC_CACHE_DEFAULT_DELTA=1.5 must be a number from 0 to 1');
+    expect(() => loadConfig({ SEMANTIC_CACHE_DEFAULT_DELTA: 'low' })).toThrow('SEMANTIC_CACHE_DEFAULT_DELTA=low must be a number from 0 to 1');
+    expect(() => loadConfig({ SEMANTIC_CACHE_TTL_SECONDS: '0' })).toThrow('SEMANTIC_CACHE_TTL_SECONDS=0 must be a whole number from 1');
+    expect(() => loadConfig({ SEMANTIC_CACHE_MAX_ENTRIES: '0' })).toThrow('SEMANTIC_CACHE_MAX_ENTRIES=0 must be a whole number from 1');
+    expect(() => loadConfig({ SEMANTIC_CACHE_EMBED_TIMEOUT_MS: '10' })).toThrow('SEMANTIC_CACHE_EMBED_TIMEOUT_MS=10 must be a whole number from 50 to 60000');
   });
 
   it('lists every problem at once, without secrets', () => {

@@ -90,6 +90,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     mediaAllowPrivateUrls: read.bool('MEDIA_ALLOW_PRIVATE_URLS', false),
     mediaTmpDir: env.MEDIA_TMP_DIR?.trim() || path.join(os.tmpdir(), 'inference-gateway'),
     mediaDownloadTimeoutMs: read.int('MEDIA_DOWNLOAD_TIMEOUT_MS', 600_000, 100, 24 * 3_600_000),
+    ffmpegPath: env.FFMPEG_PATH?.trim() || 'ffmpeg',
+    ffprobePath: env.FFPROBE_PATH?.trim() || 'ffprobe',
+    audioChunkSeconds: read.int('AUDIO_CHUNK_SECONDS', 600, 30, 3_600),
+    audioChunkOverlapSeconds: read.int('AUDIO_CHUNK_OVERLAP_SECONDS', 2, 0, 10),
     openai: { apiKey: nonEmpty(env.OPENAI_API_KEY), baseUrl: read.url('OPENAI_BASE_URL') },
     anthropic: { apiKey: nonEmpty(env.ANTHROPIC_API_KEY), baseUrl: read.url('ANTHROPIC_BASE_URL') },
     google: {
@@ -100,6 +104,11 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     },
     rateLimits: loadRateLimits(nonEmpty(env.RATE_LIMITS_FILE), problems),
     rateLimitMaxRequeues: read.int('RATE_LIMIT_MAX_REQUEUES', 20, 0, 10_000),
+    embeddingCacheTtlSeconds: read.int('EMBEDDING_CACHE_TTL_SECONDS', 0, 0, 365 * 86_400),
+    embeddingCacheMaxEntries: read.int('EMBEDDING_CACHE_MAX_ENTRIES', 100_000, 1, 1_000_000_000),
+    coalesceWindowMs: read.int('COALESCE_WINDOW_MS', 0, 0, 1_000),
+    openaiEmbeddingMaxInputs: read.int('OPENAI_EMBEDDING_MAX_INPUTS', 2048, 1, 2048),
+    openaiEmbeddingMaxTokens: read.int('OPENAI_EMBEDDING_MAX_TOKENS', 300_000, 1, 10_000_000),
     apiRateLimitRpm: read.int('API_RATE_LIMIT_RPM', 0, 0, 10_000_000),
     apiRateLimitBurst: read.int('API_RATE_LIMIT_BURST', 0, 0, 10_000_000),
     queueMaxBacklog: read.int('QUEUE_MAX_BACKLOG', 100_000, 0, 1_000_000_000),
@@ -109,12 +118,19 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     pluginConcurrency: read.int('PLUGIN_CONCURRENCY', 2, 1, 256),
     pluginKillGraceMs: read.int('PLUGIN_KILL_GRACE_MS', 2_000, 0, 600_000),
     e5: parseE5(env, read, problems),
+    semanticCache: parseSemanticCache(env, read, problems),
     logLevel: logLevel as GatewayConfig['logLevel'],
     logFormat: logFormat === 'text' ? 'text' : 'json',
     metricsPublic: read.bool('METRICS_PUBLIC', false),
     workerMetricsPort: read.int('WORKER_METRICS_PORT', 9464, 0, 65535),
     workerMetricsHost: env.WORKER_METRICS_HOST?.trim() || '0.0.0.0',
     workerHeartbeatIntervalMs: read.int('WORKER_HEARTBEAT_INTERVAL_MS', 5_000, 100, 600_000),
+    batchRetentionSeconds: read.int('BATCH_RETENTION_SECONDS', 86_400, 1, 365 * 86_400),
+    batchCallbackSecret: parseCallbackSecret(env.BATCH_CALLBACK_SECRET, problems),
+    batchMaxLines: read.int('BATCH_MAX_LINES', 1_000_000, 1, 100_000_000),
+    batchFeedWindow: read.int('BATCH_FEED_WINDOW', 1_000, 1, 1_000_000),
+    batchCallbackAttempts: read.int('BATCH_CALLBACK_ATTEMPTS', 8, 1, 100),
+    batchResultsDir: nonEmpty(env.BATCH_RESULTS_DIR),
   };
   if (config.redisClusterNodes && /[{}]/.test(config.queuePrefix)) {
     problems.push(
@@ -131,6 +147,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   }
   if (config.pluginsDir && !statSync(config.pluginsDir, { throwIfNoEntry: false })?.isDirectory()) {
     problems.push(`PLUGINS_DIR=${config.pluginsDir} is not a folder; create it (one sub-folder per plugin) or unset PLUGINS_DIR`);
+  }
+  if (config.batchResultsDir && !statSync(config.batchResultsDir, { throwIfNoEntry: false })?.isDirectory()) {
+    problems.push(`BATCH_RESULTS_DIR=${config.batchResultsDir} is not a folder; create it (shared by the API and the workers) or unset BATCH_RESULTS_DIR`);
   }
   if (config.retryMaxDelayMs < config.retryBaseDelayMs) {
     problems.push('RETRY_MAX_DELAY_MS must be at least RETRY_BASE_DELAY_MS');
@@ -177,6 +196,37 @@ function parseAdminKeys(raw: string | undefined, apiKeys: string[], problems: st
     }
   });
   return keys;
+}
+
+/** The callback signing key is never echoed in a problem. */
+function parseCallbackSecret(raw: string | undefined, problems: string[]): string | undefined {
+  const secret = nonEmpty(raw);
+  if (secret !== undefined && secret.length < 16) {
+    problems.push(`BATCH_CALLBACK_SECRET is ${secret.length} characters; use at least 16 (e.g. openssl rand -hex 32)`);
+  }
+  return secret;
+}
+
+/** The semantic cache's embedder (`openai:<model>`) and bounds. */
+function parseSemanticCache(env: Env, read: EnvReader, problems: string[]): GatewayConfig['semanticCache'] {
+  const raw = nonEmpty(env.SEMANTIC_CACHE_EMBEDDER);
+  let embedder: GatewayConfig['semanticCache']['embedder'];
+  if (raw !== undefined) {
+    // OpenAI (or an OpenAI-compatible server at OPENAI_BASE_URL) is the one text-embedding provider among the adapters.
+    const match = /^(openai):(.+)$/.exec(raw);
+    if (match) embedder = { provider: 'openai', model: match[2].trim() };
+    else problems.push(`SEMANTIC_CACHE_EMBEDDER=${raw} must be provider:model with provider openai (the adapter with text embeddings), e.g. openai:text-embedding-3-small`);
+  }
+  const rawDelta = env.SEMANTIC_CACHE_DEFAULT_DELTA?.trim();
+  const defaultDelta = rawDelta ? Number(rawDelta) : 0.02;
+  if (!(defaultDelta >= 0 && defaultDelta <= 1)) problems.push(`SEMANTIC_CACHE_DEFAULT_DELTA=${rawDelta} must be a number from 0 to 1 (the tolerated error rate, e.g. 0.02)`);
+  return {
+    embedder,
+    defaultDelta,
+    ttlSeconds: read.int('SEMANTIC_CACHE_TTL_SECONDS', 86_400, 1, 365 * 86_400),
+    maxEntries: read.int('SEMANTIC_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
+    embedTimeoutMs: read.int('SEMANTIC_CACHE_EMBED_TIMEOUT_MS', 3_000, 50, 60_000),
+  };
 }
 
 /** The builtin E5 extractor's server: TEI's /embed, or an OpenAI-compatible /embeddings (auto: by a trailing /v1). */

@@ -4,4 +4,7 @@ export * from './errors';
 export * from './raw-inference';
 export * from './job-status';
 export * from './job-payloads';
+export * from './packed-vectors';
 export * from './raw-inference-request.dto';
+export * from './batch';
+export * from './batch-scripts';

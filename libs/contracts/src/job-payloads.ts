@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorDetail, ErrorType } from './errors';
 import { NormalizedRequest, RawInferenceResponse } from './raw-inference';
 import { isQueueName, QueueName } from './queue-name';
+import type { BatchLineRef } from './batch';
 
 /** Every job name the queues carry; each has exactly one payload type below. */
 export enum JobName {
@@ -17,8 +18,23 @@ export interface InferenceJobData {
   notify?: string;
   /** The request's `x-request-id` (the client's, or one the API made up): the worker's log lines about this job carry it. */
   requestId?: string;
+  /** `enable_semantic_cache: true`: the semantic cache may answer; `delta` is the request's `cache_delta` (null: the configured default). */
+  semanticCache?: { delta: number | null };
   /** The worker's rate-limit bookkeeping (set by the worker, never by the API). */
   limiter?: LimiterState;
+  /** Set by the worker on a `texts` job it split into `chunks` child jobs (`<id>-p<index>`), which it then reassembles. */
+  split?: { chunks: number };
+  /** Set on the job of a batch line: the worker records its outcome in the batch. */
+  batch?: BatchLineRef;
+  /** Set by the worker on a long audio/video job it split into child jobs (`<id>-m<index>`), which it then merges. */
+  longMedia?: LongMediaPlan;
+}
+
+/** How a long audio or video job was cut: one part per child job, offsets in s of the source. */
+export interface LongMediaPlan {
+  kind: 'audio' | 'video';
+  durationSec: number;
+  parts: Array<{ start: number; from?: number; end: number }>;
 }
 
 /** Where a job stands with the provider's shared rate limits. */

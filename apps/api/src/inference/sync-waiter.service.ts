@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { CANCELED_FAILURE, CompletionNotice, decodeFailure, JobFailure, queueOfJobId, RawInferenceResponse } from '@lib/contracts';
+import { CANCELED_FAILURE, CompletionNotice, decodeFailure, JobFailure, queueOfJobId, RawInferenceResponse, unpackResult } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { duplicateRedis, REDIS, RedisClient, RedisKeys } from '@lib/queue';
 
@@ -115,7 +115,7 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
     }
     if (!this.waiters.has(notice.id)) return;
     if (notice.state === 'failed') return this.settle(notice.id, { kind: 'failed', failure: notice.failure });
-    if (notice.result) return this.settle(notice.id, { kind: 'completed', result: notice.result });
+    if (notice.result) return this.settle(notice.id, { kind: 'completed', result: unpackResult(notice.result) });
     // Large results are not sent in the notice: read the job's stored return value.
     void this.readFinished([notice.id]);
   }
@@ -154,7 +154,7 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
       const [finishedOn, returnvalue, failedReason] = fields ?? [null, null, null];
       // A job that failed an attempt and then succeeded has both fields: returnvalue wins.
       if (finishedOn && returnvalue) {
-        this.settle(id, { kind: 'completed', result: JSON.parse(returnvalue) as RawInferenceResponse });
+        this.settle(id, { kind: 'completed', result: unpackResult(JSON.parse(returnvalue) as RawInferenceResponse) });
       } else if (finishedOn && failedReason) {
         this.settle(id, { kind: 'failed', failure: decodeFailure(failedReason) });
       } else if (canceled && !fields?.some((f) => f !== null)) {

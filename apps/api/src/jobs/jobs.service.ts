@@ -14,6 +14,7 @@ import {
   presentFailure,
   queueOfJobId,
   RawInferenceResponse,
+  unpackResult,
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { BlobStore, QueueRegistry, REDIS, RedisKeys } from '@lib/queue';
@@ -67,6 +68,7 @@ export class JobsService {
       attempts: attemptsOf(job, state),
     };
     await this.redis.set(this.keys.cancelFlag(jobId), JSON.stringify(tombstone), 'EX', this.config.jobRetentionSeconds);
+    await this.cancelChildren(job, tombstone);
     if (state !== 'active' && (await this.tryRemove(job))) {
       await this.blobs.delete(blobRefsOf(job.data.request)).catch(() => undefined);
       if (job.data.notify) {
@@ -83,6 +85,19 @@ export class JobsService {
       if (ended || Date.now() >= deadline) return { view, settled: ended };
       await new Promise((r) => setTimeout(r, CANCEL_POLL_MS));
     }
+  }
+
+  /**
+   * The unfinished child jobs of a parent (parts of long media, chunks of a split embedding job):
+   * waiting ones are removed, running ones get the cancel flag and are aborted by their worker.
+   */
+  private async cancelChildren(job: Job<InferenceJobData>, tombstone: Tombstone): Promise<void> {
+    const { unprocessed = [] } = await job.getDependencies({ unprocessed: { count: 100_000 } });
+    if (unprocessed.length === 0) return;
+    const ids = unprocessed.map((key) => key.slice(key.lastIndexOf(':') + 1));
+    for (const id of ids) await this.redis.set(this.keys.cancelFlag(id), JSON.stringify(tombstone), 'EX', this.config.jobRetentionSeconds);
+    await job.removeUnprocessedChildren().catch(() => undefined);
+    for (const id of ids) await this.redis.publish(this.keys.cancelChannel(), id);
   }
 
   private async tryRemove(job: Job<InferenceJobData>): Promise<boolean> {
@@ -152,7 +167,8 @@ function toView(job: Job<InferenceJobData, RawInferenceResponse>, state: JobStat
     attempts: attemptsOf(job, state),
     created_at: iso(job.timestamp)!,
   };
-  if (status === JobStatus.Completed) view.result = job.returnvalue;
+  // Embeddings are stored as float32 (packed-vectors.ts); the client reads JSON numbers.
+  if (status === JobStatus.Completed) view.result = unpackResult(job.returnvalue);
   if (status === JobStatus.Failed || status === JobStatus.Canceled) view.error = presentFailure(decodeFailure(job.failedReason));
   if (job.processedOn) view.started_at = iso(job.processedOn);
   if (job.finishedOn) view.finished_at = iso(job.finishedOn);

@@ -94,6 +94,66 @@ const OPERATIONS: Record<string, Partial<Operation>> = {
       '404': error('Not Found'),
     },
   },
+  'post /v1/inference/batches': {
+    tags: ['Batches'],
+    summary: 'Submit a batch',
+    description:
+      'Many inference requests at once, each with a `custom_id`: a JSON body `{"requests": [...], "callback_url"?, "metadata"?}`, or an ' +
+      'NDJSON body (`Content-Type: application/x-ndjson` or `application/jsonl`, one request per line, read as it arrives) with ' +
+      '`callback_url` and `metadata` in the query string. Each line is validated as POST /v1/inference validates a body: a bad line ' +
+      'gets its own error in the results, the batch goes on. Answers 202 once every line is read.',
+    operationId: 'submit_batch_v1_inference_batches_post',
+    parameters: [
+      { name: 'callback_url', in: 'query', required: false, description: 'NDJSON uploads: URL POSTed the final batch once it ends (signed, see X-Signature)', schema: { type: 'string' } },
+      { name: 'metadata', in: 'query', required: false, description: 'NDJSON uploads: a JSON object kept with the batch', schema: { type: 'string' } },
+    ],
+    requestBody: {
+      required: true,
+      content: {
+        'application/json': { schema: { $ref: '#/components/schemas/BatchRequest' } },
+        'application/x-ndjson': { schema: { $ref: '#/components/schemas/BatchRequestLine' } },
+      },
+    },
+    responses: {
+      '202': json('BatchView', 'Accepted: every line is read; poll the batch (also in Location)'),
+      '400': error('Bad Request: no lines (batch_empty), more than BATCH_MAX_LINES (batch_too_large), a bad callback_url or metadata'),
+      '401': error('Unauthorized'),
+      '422': json('HTTPValidationError', 'Validation Error: the JSON body has no `requests` list'),
+      '429': error('Too Many Requests'),
+    },
+  },
+  'get /v1/inference/batches/{id}': {
+    tags: ['Batches'],
+    summary: 'Batch status',
+    description: 'Status, request counts, progress and timestamps. EXPIRED once its results are past BATCH_RETENTION_SECONDS.',
+    operationId: 'get_batch_v1_inference_batches__id__get',
+    responses: { '200': json('BatchView', 'The batch'), '401': error('Unauthorized'), '404': error('Not Found') },
+  },
+  'get /v1/inference/batches/{id}/results': {
+    tags: ['Batches'],
+    summary: 'Batch results',
+    description:
+      'NDJSON, one line per request in input order: `custom_id`, `index` and either `response` or `error`. While the batch runs, the lines ' +
+      'finished so far (in input order, skipping unfinished ones).',
+    operationId: 'get_batch_results_v1_inference_batches__id__results_get',
+    responses: {
+      '200': { description: 'The result lines', content: { 'application/x-ndjson': { schema: { $ref: '#/components/schemas/BatchResultLine' } } } },
+      '401': error('Unauthorized'),
+      '404': error('Not Found, or the results expired (batch_expired)'),
+    },
+  },
+  'delete /v1/inference/batches/{id}': {
+    tags: ['Batches'],
+    summary: 'Cancel a batch',
+    description: 'Lines not yet started end with a `batch_canceled` error; running lines finish. A batch that had already ended is returned unchanged.',
+    operationId: 'cancel_batch_v1_inference_batches__id__delete',
+    responses: {
+      '200': json('BatchView', 'Canceled (or already ended)'),
+      '202': json('BatchView', 'CANCELING: running lines are finishing; poll the batch'),
+      '401': error('Unauthorized'),
+      '404': error('Not Found'),
+    },
+  },
   'get /v1/inference/plugins': {
     tags: ['Inference'],
     summary: 'Loaded plugins',

@@ -1,5 +1,5 @@
 import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
-import { ALL_QUEUES, JobStatus } from '@lib/contracts';
+import { ALL_QUEUES, BatchStatus, JobStatus } from '@lib/contracts';
 
 /**
  * The OpenAPI component schemas, written by hand: libs/contracts stays free of Nest (so no
@@ -64,7 +64,7 @@ const RawInferenceRequest: SchemaObject = {
     enable_semantic_cache: {
       type: 'boolean',
       title: 'Enable Semantic Cache',
-      description: 'Enable semantic caching (vCache) for LLM chat operations. Accepted and validated; has no effect yet (answers are never served from cache).',
+      description: 'Enable semantic caching (vCache) for LLM chat operations. Served from cache only when the gateway has a semantic cache embedder (SEMANTIC_CACHE_EMBEDDER); otherwise a plain miss.',
       default: false,
     },
     cache_delta: {
@@ -207,6 +207,66 @@ const HealthStatus: SchemaObject = {
   },
 };
 
+const BATCH_STATUSES = Object.values(BatchStatus);
+
+const BatchRequestLine: SchemaObject = {
+  type: 'object',
+  title: 'BatchRequestLine',
+  description: 'One request of a batch: a RawInferenceRequest plus the `custom_id` its result line carries.',
+  required: ['custom_id', 'inputs'],
+  allOf: [ref('RawInferenceRequest')],
+  properties: { custom_id: { type: 'string', minLength: 1, maxLength: 512, description: 'Echoed on the result line' } },
+};
+
+const BatchRequest: SchemaObject = {
+  type: 'object',
+  title: 'BatchRequest',
+  required: ['requests'],
+  properties: {
+    requests: { type: 'array', items: ref('BatchRequestLine') },
+    callback_url: { type: 'string', description: 'POSTed the final batch once it ends, with X-Signature: sha256=<HMAC-SHA256 of the body with BATCH_CALLBACK_SECRET>' },
+    metadata: { ...OBJECT, description: 'Kept with the batch and shown with it' },
+  },
+};
+
+const BatchView: SchemaObject = {
+  type: 'object',
+  title: 'BatchView',
+  required: ['batch_id', 'object', 'status', 'request_counts', 'progress', 'results_url', 'created_at'],
+  properties: {
+    batch_id: { type: 'string', description: 'batch_ followed by 24 hex digits' },
+    object: { type: 'string', enum: ['batch'] },
+    status: { type: 'string', enum: BATCH_STATUSES },
+    request_counts: {
+      type: 'object',
+      required: ['total', 'completed', 'failed'],
+      properties: { total: { type: 'integer' }, completed: { type: 'integer' }, failed: { type: 'integer', description: 'Lines that ended with an error (invalid, failed, canceled)' } },
+    },
+    progress: { type: 'number', description: 'Lines with an outcome, in percent' },
+    metadata: nullable(OBJECT),
+    callback_url: nullable({ type: 'string' }),
+    results_url: { type: 'string' },
+    error: ref('ErrorDetail'),
+    created_at: timestamp('When the upload started'),
+    in_progress_at: timestamp('When the upload ended'),
+    cancelling_at: timestamp('When a cancel was asked for'),
+    finished_at: timestamp('When it ended'),
+    expires_at: timestamp('When its results stop being downloadable'),
+  },
+};
+
+const BatchResultLine: SchemaObject = {
+  type: 'object',
+  title: 'BatchResultLine',
+  required: ['custom_id', 'index'],
+  properties: {
+    custom_id: nullable({ type: 'string' }),
+    index: { type: 'integer', description: '0-based line number in the upload' },
+    response: ref('RawInferenceResponse'),
+    error: ref('ErrorDetail'),
+  },
+};
+
 /** Every component schema of /openapi.json, by name. */
 export const COMPONENT_SCHEMAS: Record<string, SchemaObject> = {
   RawInferenceRequest,
@@ -218,4 +278,8 @@ export const COMPONENT_SCHEMAS: Record<string, SchemaObject> = {
   JobReference,
   JobView,
   HealthStatus,
+  BatchRequestLine,
+  BatchRequest,
+  BatchView,
+  BatchResultLine,
 };

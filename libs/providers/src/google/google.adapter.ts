@@ -1,4 +1,16 @@
-import { helpers, protos, v1 } from '@google-cloud/aiplatform';
+import type { helpers as Helpers, protos, v1 } from '@google-cloud/aiplatform';
+
+/**
+ * The Vertex SDK costs ~160 MB of memory to load (its protobuf descriptors), so it is loaded
+ * only when a Google adapter is built: workers without Google never pay for it.
+ */
+type AiPlatform = { helpers: typeof Helpers; v1: typeof v1 };
+let aiplatform: AiPlatform | undefined;
+function loadAiPlatform(): AiPlatform {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  aiplatform ??= require('@google-cloud/aiplatform') as AiPlatform;
+  return aiplatform;
+}
 import { PassThroughClient } from 'google-auth-library';
 import { ErrorType, GatewayError, NormalizedRequest, Provider, Task, TokensUsed } from '@lib/contracts';
 import { AdapterContext, AdapterResult, InferenceAdapter } from '../inference-adapter';
@@ -58,7 +70,7 @@ export class GoogleAdapter implements InferenceAdapter {
   private project?: Promise<string>;
 
   constructor(private readonly options: GoogleAdapterOptions) {
-    this.client = new v1.PredictionServiceClient(vertexClientOptions(options));
+    this.client = new (loadAiPlatform().v1.PredictionServiceClient)(vertexClientOptions(options));
   }
 
   run(request: NormalizedRequest, ctx: AdapterContext): Promise<AdapterResult> {
@@ -306,8 +318,9 @@ function checkDimension(value: unknown, video: boolean): number | undefined {
 
 /**
  * Vertex's `videoSegmentConfig`. Without `end_offset_sec` Vertex embeds 120 s from the start
- * (or to the end of the clip); a longer window is refused here rather than silently cut, and
- * splitting a long video into several requests is the job of a later feature.
+ * (or to the end of the clip); a longer window is refused here rather than silently cut. The
+ * worker cuts a long video it can decode into windows of at most 120 s before it gets here
+ * (apps/worker/src/long-media.service.ts), so this is reached only by media ffprobe cannot read.
  */
 function videoSegmentConfig(parameters: Record<string, unknown>): Record<string, number> | undefined {
   const start = num(parameters.start_offset_sec);
@@ -366,11 +379,11 @@ function badAnswer(field: string): GatewayError {
 
 /** The SDK's Value helpers, typed against the request/response types (they disagree by package). */
 function toValue(value: object): Value {
-  return helpers.toValue(value) as Value;
+  return loadAiPlatform().helpers.toValue(value) as Value;
 }
 
 function fromValue(value: Value): unknown {
-  return helpers.fromValue(value as Parameters<typeof helpers.fromValue>[0]);
+  return loadAiPlatform().helpers.fromValue(value as Parameters<typeof Helpers.fromValue>[0]);
 }
 
 function routingHeader(params: Record<string, string>): string {
