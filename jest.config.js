@@ -15,10 +15,7 @@ module.exports = {
         module: { type: 'commonjs' },
       },
     ],
-    // content-disposition@3 (under @fastify/static) is ESM only: Node >= 20.19 requires it as is, Jest needs it compiled.
-    '/node_modules/content-disposition/.+\\.js$': ['@swc/jest', { module: { type: 'commonjs' } }],
   },
-  transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
   moduleNameMapper: {
     '^@lib/(contracts|config|queue|providers|media|ratelimit|plugins|metrics|cache)$': '<rootDir>/libs/$1/src',
   },
