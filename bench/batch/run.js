@@ -7,13 +7,15 @@
  *   npm run bench:batch          (builds, then runs this file)
  *   node bench/batch/run.js      (against an existing dist/)
  *
- * It does not go through the Batches API (`POST /v1/inference/batches`, built separately): it
- * drives the same worker path with many `Prefer: respond-async` requests.
+ * The `coalesce`, `split` and `single` scenarios drive the worker path with many
+ * `Prefer: respond-async` requests; `batch` goes through the Batches API.
  *
- * Scenarios (BENCH_BATCH_SCENARIOS, comma separated, default all three):
+ * Scenarios (BENCH_BATCH_SCENARIOS, comma separated, default coalesce,split,single):
  * - `coalesce`: 100k single-text jobs, COALESCE_WINDOW_MS=50: the workers merge them into calls.
  * - `split`: the same 100k texts as 20 requests of 5,000 `texts`: each is split into chunks of
  *   at most 2,048 inputs that run as child jobs and are reassembled.
+ * - `batch`: the same 100k texts as lines of one NDJSON upload to POST /v1/inference/batches
+ *   (coalescing on), results streamed back and checked for order.
  * - `single`: single-text jobs without coalescing (COALESCE_WINDOW_MS=0), fewer of them
  *   (BENCH_BATCH_SINGLE_TEXTS, default 2,000): at one call per text the RPM limit binds, and
  *   100k would take 100k / RPM minutes.
@@ -86,7 +88,7 @@ async function runScenario(redis, scenario) {
       RATE_LIMITS_FILE: limitsFile,
       WORKER_METRICS_PORT: '0',
       QUEUE_MAX_BACKLOG: '0',
-      COALESCE_WINDOW_MS: scenario === 'coalesce' ? String(WINDOW_MS) : '0',
+      COALESCE_WINDOW_MS: scenario === 'coalesce' || scenario === 'batch' ? String(WINDOW_MS) : '0',
       EMBEDDING_CACHE_TTL_SECONDS: '0',
     };
     const api = startChild('api', [path.join(DIST, 'apps/api/src/main.js')], env);
@@ -101,6 +103,7 @@ async function runScenario(redis, scenario) {
     for (let i = 0; i < WORKERS; i++) started.children.push(startChild(`worker${i + 1}`, [path.join(DIST, 'apps/worker/src/main.js')], env));
     await sleep(3_000); // workers connected
 
+    if (scenario === 'batch') return await runBatch({ redis, scenario, texts, url, fakeUrl, started, prefix });
     const bodies = [];
     if (scenario === 'split') {
       for (let i = 0; i < texts; i += SPLIT_REQUEST_TEXTS) {
@@ -194,6 +197,75 @@ async function runScenario(redis, scenario) {
     prefixes.delete(prefix);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The `batch` scenario: every text as one line of a single NDJSON upload to
+ * POST /v1/inference/batches (coalescing on), polled until the batch ends, then its results
+ * streamed back and counted.
+ */
+async function runBatch({ redis, scenario, texts, url, fakeUrl, started, prefix }) {
+  const lines = [];
+  for (let i = 0; i < texts; i++) lines.push(JSON.stringify({ custom_id: `t${i}`, provider: 'openai', model: MODEL, inputs: { text: text(scenario, i) }, parameters: { dimensions: DIMS } }));
+  const body = `${lines.join('\n')}\n`;
+  const memBefore = await usedMemory(redis);
+  let memPeak = memBefore;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      memPeak = Math.max(memPeak, await usedMemory(redis).catch(() => 0));
+      await sleep(250);
+    }
+  })();
+  log(`batch: ${texts} lines, ${(body.length / 2 ** 20).toFixed(1)} MiB of NDJSON (prefix ${prefix}); limits ${RPM} RPM, ${TPM} TPM; ${WORKERS} workers x ${CONCURRENCY}`);
+  const t0 = Date.now();
+  const res = await fetch(`${url}/v1/inference/batches`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+  const created = await res.json();
+  if (res.status !== 202) throw new Error(`batch submit: HTTP ${res.status} ${JSON.stringify(created).slice(0, 300)}`);
+  const submittedMs = Date.now() - t0;
+  let view;
+  let last = 0;
+  for (;;) {
+    view = await (await fetch(`${url}/v1/inference/batches/${created.batch_id}`)).json();
+    if (['COMPLETED', 'FAILED', 'CANCELED', 'EXPIRED'].includes(view.status)) break;
+    if (Date.now() - last > 15_000) {
+      last = Date.now();
+      log(`batch: t=${Math.round((Date.now() - t0) / 1000)} s, ${JSON.stringify(view.request_counts)}`);
+    }
+    await sleep(500);
+  }
+  const wallMs = Date.now() - t0;
+  sampling = false;
+  await sampler;
+  // Every result line back, in order.
+  const text_ = await (await fetch(`${url}/v1/inference/batches/${created.batch_id}/results`)).text();
+  const out = text_.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const inOrder = out.every((l, i) => l.custom_id === `t${i}`);
+  const wellFormed = out.filter((l) => l.response?.data?.embedding?.length === DIMS).length;
+  const stats = await (await fetch(`${fakeUrl.replace(/\/v1$/, '')}/_fake/rate-limit`)).json();
+  const minByTokens = (stats.tokens_admitted / TPM) * 60_000;
+  const minByCalls = (Math.ceil(texts / MAX_INPUTS) / RPM) * 60_000;
+  const minMs = Math.max(minByTokens, minByCalls);
+  const prefixBytes = await prefixMemory(redis, prefix);
+  for (const c of started.children.slice(2)) await stopChild(c);
+  return {
+    scenario,
+    texts,
+    requests: 1,
+    wall_s: round(wallMs / 1000, 1),
+    submit_s: round(submittedMs / 1000, 1),
+    min_allowed_s: round(minMs / 1000, 1),
+    binding: minByTokens >= minByCalls ? 'tpm' : 'rpm',
+    ratio: round(minMs / wallMs, 3),
+    upstream_calls: stats.admitted + stats.refused,
+    upstream_429s: stats.refused,
+    texts_per_call: round(texts / Math.max(1, stats.admitted), 1),
+    tokens_admitted: stats.tokens_admitted,
+    batch: { status: view.status, request_counts: view.request_counts },
+    results_checked: `${out.length} result lines, ${inOrder ? 'in custom_id order' : 'NOT in order'}, ${wellFormed} with a ${DIMS}-d embedding`,
+    run_keys_mb_at_end: round(prefixBytes / 2 ** 20, 1),
+    redis_used_memory_mb: { before: round(memBefore / 2 ** 20, 1), peak: round(memPeak / 2 ** 20, 1), peak_minus_before: round((memPeak - memBefore) / 2 ** 20, 1) },
+  };
 }
 
 /** Completed and failed top-level jobs: ZSCOREs on the finished sets, in pipelines. */
