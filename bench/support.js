@@ -135,4 +135,24 @@ async function deletePrefixKeys(redis, prefix) {
   return deleted;
 }
 
-module.exports = { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, setShuttingDown: (v) => (shuttingDown = v) };
+/**
+ * Runs a benchmark's main(): its children are killed on any way out (exit, Ctrl-C, SIGTERM,
+ * a failure), and a failure sets exit code 1.
+ */
+function runBench(main) {
+  process.on('exit', killAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+      shuttingDown = true;
+      killAllSync();
+      process.exit(130);
+    });
+  }
+  main().catch((err) => {
+    log(`failed: ${err.stack ?? err}`);
+    process.exitCode = 1;
+    for (const c of children) c.kill('SIGKILL');
+  });
+}
+
+module.exports = { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, runBench, setShuttingDown: (v) => (shuttingDown = v) };

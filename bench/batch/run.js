@@ -36,7 +36,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, setShuttingDown } = require('../support');
+const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench } = require('../support');
 
 const DIST = process.env.BENCH_DIST || path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
@@ -112,15 +112,7 @@ async function runScenario(redis, scenario) {
     } else {
       for (let i = 0; i < texts; i++) bodies.push({ provider: 'openai', model: MODEL, inputs: { text: text(scenario, i) }, parameters: { dimensions: DIMS } });
     }
-    const memBefore = await usedMemory(redis);
-    let memPeak = memBefore;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        memPeak = Math.max(memPeak, await usedMemory(redis).catch(() => 0));
-        await sleep(250);
-      }
-    })();
+    const memory = await sampleMemory(redis);
 
     log(`${scenario}: ${texts} texts in ${bodies.length} requests (prefix ${prefix}); limits ${RPM} RPM, ${TPM} TPM; ${WORKERS} workers x ${CONCURRENCY}`);
     const t0 = Date.now();
@@ -155,8 +147,7 @@ async function runScenario(redis, scenario) {
       await sleep(200);
     }
     const wallMs = Date.now() - t0;
-    sampling = false;
-    await sampler;
+    const mem = await memory.stop();
 
     const stats = await (await fetch(`${fakeUrl.replace(/\/v1$/, '')}/_fake/rate-limit`)).json();
     const jobHashBytes = await jobMemory(redis, q, jobIds);
@@ -183,7 +174,7 @@ async function runScenario(redis, scenario) {
       results_checked: check,
       job_hash_bytes_avg: jobHashBytes,
       run_keys_mb_at_end: round(prefixBytes / 2 ** 20, 1),
-      redis_used_memory_mb: { before: round(memBefore / 2 ** 20, 1), peak: round(memPeak / 2 ** 20, 1), peak_minus_before: round((memPeak - memBefore) / 2 ** 20, 1) },
+      redis_used_memory_mb: mem,
       projected_100k_s: scenario === 'single' ? round((100_000 / RPM) * 60, 0) : undefined,
     };
     if (process.env.BENCH_BATCH_DEBUG) result.calls_at_ms = stats.admitted_at.map((t, i) => [t - t0, stats.admitted_tokens[i]]);
@@ -208,15 +199,7 @@ async function runBatch({ redis, scenario, texts, url, fakeUrl, started, prefix 
   const lines = [];
   for (let i = 0; i < texts; i++) lines.push(JSON.stringify({ custom_id: `t${i}`, provider: 'openai', model: MODEL, inputs: { text: text(scenario, i) }, parameters: { dimensions: DIMS } }));
   const body = `${lines.join('\n')}\n`;
-  const memBefore = await usedMemory(redis);
-  let memPeak = memBefore;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      memPeak = Math.max(memPeak, await usedMemory(redis).catch(() => 0));
-      await sleep(250);
-    }
-  })();
+  const memory = await sampleMemory(redis);
   log(`batch: ${texts} lines, ${(body.length / 2 ** 20).toFixed(1)} MiB of NDJSON (prefix ${prefix}); limits ${RPM} RPM, ${TPM} TPM; ${WORKERS} workers x ${CONCURRENCY}`);
   const t0 = Date.now();
   const res = await fetch(`${url}/v1/inference/batches`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
@@ -235,8 +218,7 @@ async function runBatch({ redis, scenario, texts, url, fakeUrl, started, prefix 
     await sleep(500);
   }
   const wallMs = Date.now() - t0;
-  sampling = false;
-  await sampler;
+  const mem = await memory.stop();
   // Every result line back, in order.
   const text_ = await (await fetch(`${url}/v1/inference/batches/${created.batch_id}/results`)).text();
   const out = text_.split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -264,7 +246,7 @@ async function runBatch({ redis, scenario, texts, url, fakeUrl, started, prefix 
     batch: { status: view.status, request_counts: view.request_counts },
     results_checked: `${out.length} result lines, ${inOrder ? 'in custom_id order' : 'NOT in order'}, ${wellFormed} with a ${DIMS}-d embedding`,
     run_keys_mb_at_end: round(prefixBytes / 2 ** 20, 1),
-    redis_used_memory_mb: { before: round(memBefore / 2 ** 20, 1), peak: round(memPeak / 2 ** 20, 1), peak_minus_before: round((memPeak - memBefore) / 2 ** 20, 1) },
+    redis_used_memory_mb: mem,
   };
 }
 
@@ -327,6 +309,26 @@ async function prefixMemory(redis, prefix) {
   return total;
 }
 
+/** Samples Redis `used_memory` every 250 ms until stop(), which gives before/peak in MB. */
+async function sampleMemory(redis) {
+  const before = await usedMemory(redis);
+  let peak = before;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, await usedMemory(redis).catch(() => 0));
+      await sleep(250);
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await sampler;
+      return { before: round(before / 2 ** 20, 1), peak: round(peak / 2 ** 20, 1), peak_minus_before: round((peak - before) / 2 ** 20, 1) };
+    },
+  };
+}
+
 async function usedMemory(redis) {
   const info = await redis.info('memory');
   return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
@@ -363,17 +365,4 @@ async function main() {
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }
 
-process.on('exit', killAllSync);
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    setShuttingDown(true);
-    killAllSync();
-    process.exit(130);
-  });
-}
-
-main().catch((err) => {
-  log(`failed: ${err.stack ?? err}`);
-  process.exitCode = 1;
-  for (const c of children) c.kill('SIGKILL');
-});
+runBench(main);

@@ -27,7 +27,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, setShuttingDown } = require('../support');
+const { ROOT, log, sleep, children, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench } = require('../support');
 
 const DIST = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
@@ -218,17 +218,4 @@ async function main() {
   }
 }
 
-process.on('exit', killAllSync);
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    setShuttingDown(true);
-    killAllSync();
-    process.exit(130);
-  });
-}
-
-main().catch((err) => {
-  log(`failed: ${err.stack ?? err}`);
-  process.exitCode = 1;
-  for (const c of children) c.kill('SIGKILL');
-});
+runBench(main);

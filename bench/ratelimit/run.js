@@ -23,7 +23,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, setShuttingDown } = require('../support');
+const { ROOT, posNum, log, sleep, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench } = require('../support');
 
 const DIST = path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
@@ -208,17 +208,4 @@ function round(v, digits = 1) {
   return Math.round(v * f) / f;
 }
 
-process.on('exit', killAllSync);
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    setShuttingDown(true);
-    killAllSync();
-    process.exit(130);
-  });
-}
-
-main().catch((err) => {
-  log(`failed: ${err.stack ?? err}`);
-  process.exitCode = 1;
-  for (const c of children) c.kill('SIGKILL');
-});
+runBench(main);
