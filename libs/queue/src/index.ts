@@ -6,3 +6,4 @@ export * from './job-options';
 export * from './queue.tokens';
 export * from './queue.module';
 export * from './startup';
+export * from './lua-script';

@@ -1,5 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
+import { LuaScript } from '@lib/queue';
 import { CLIENT_LUA } from './limiter-scripts';
+
+const CLIENT = new LuaScript(CLIENT_LUA);
 
 /** The answer for one request, with what the X-RateLimit-* headers say. */
 export interface ClientVerdict {
@@ -31,7 +34,7 @@ export class ClientLimiter {
 
   async check(clientId: string): Promise<ClientVerdict> {
     const key = `${this.prefix}:rl:client:${clientId}`;
-    const [allowed, remaining, resetMs, retryMs] = (await this.redis.eval(CLIENT_LUA, 1, key, this.emission, this.burst)) as number[];
+    const [allowed, remaining, resetMs, retryMs] = (await CLIENT.run(this.redis, [key], [this.emission, this.burst])) as number[];
     return {
       allowed: allowed === 1,
       limit: this.rpm,

@@ -1,7 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import { QueueName } from '@lib/contracts';
 import { modelLimits, ProviderLimits, RateLimit, RateLimitsConfig } from '@lib/config';
+import { LuaScript } from '@lib/queue';
 import { PAUSE_LUA, RESERVE_LUA, SETTLE_LUA } from './limiter-scripts';
+
+const RESERVE = new LuaScript(RESERVE_LUA);
+const SETTLE = new LuaScript(SETTLE_LUA);
+const PAUSE = new LuaScript(PAUSE_LUA);
 
 type RedisLike = Redis | Cluster;
 
@@ -116,7 +121,7 @@ export class ProviderLimiter {
       ...budgets.flatMap((b) => [b.emission, b.tolerance, b.cost, b.cap]),
       ...leases.map((s) => s.concurrency!),
     ];
-    const [waitMs, state] = (await this.redis.eval(RESERVE_LUA, keys.length, ...keys, ...args)) as [number, number];
+    const [waitMs, state] = (await RESERVE.run(this.redis, keys, args)) as [number, number];
     if (state === 0) return { admitted: true, ticket };
     return { admitted: false, waitMs, reason: REASONS[state] ?? 'rate', reserved: state === 1 };
   }
@@ -129,13 +134,13 @@ export class ProviderLimiter {
     if (ticket.leaseKeys.length === 0 && budgets.length === 0) return;
     const keys = [...ticket.leaseKeys, ...budgets.flatMap((b) => [b.key, b.log, b.sum])];
     const args = [ticket.subject.leaseId, ticket.leaseKeys.length, budgets.length, ticket.windowMs, ...budgets.flatMap((b) => [b.emission, delta])];
-    await this.redis.eval(SETTLE_LUA, keys.length, ...keys, ...args);
+    await SETTLE.run(this.redis, keys, args);
   }
 
   /** After a provider's 429: nobody calls this model again for `ms`. */
   async pause(queue: QueueName, model: string, ms: number): Promise<void> {
     const keys = [this.key(queue, `m:${model}:pause`)];
-    await this.redis.eval(PAUSE_LUA, keys.length, ...keys, Math.max(1, Math.round(ms)));
+    await PAUSE.run(this.redis, keys, [Math.max(1, Math.round(ms))]);
   }
 
   private scopes(subject: LimitSubject, provider: ProviderLimits | undefined, model: RateLimit | undefined) {
