@@ -128,7 +128,9 @@ export class Ffmpeg {
       });
       child.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'EACCES') reject(new MediaToolMissingError(tool, tool === 'ffmpeg' ? 'FFMPEG_PATH' : 'FFPROBE_PATH', bin));
-        else reject(err.name === 'AbortError' ? abortError() : err);
+        // Aborted: the child has only been signalled. Settle on 'close', once it has exited, so
+        // that the caller's clean-up cannot run before ffmpeg's last write to its output file.
+        else if (err.name !== 'AbortError') reject(err);
       });
       child.on('close', (code) => {
         if (signal?.aborted) return reject(abortError());
