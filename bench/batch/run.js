@@ -153,23 +153,8 @@ async function runScenario(redis, scenario) {
     const jobHashBytes = await jobMemory(redis, q, jobIds);
     const prefixBytes = await prefixMemory(redis, prefix);
     const check = await verify(url, jobIds, bodies, scenario);
-    const minCalls = scenario === 'single' ? texts : Math.ceil(texts / MAX_INPUTS);
-    const minByTokens = (stats.tokens_admitted / TPM) * 60_000;
-    const minByCalls = (minCalls / RPM) * 60_000;
-    const minMs = Math.max(minByTokens, minByCalls);
     const result = {
-      scenario,
-      texts,
-      requests: bodies.length,
-      wall_s: round(wallMs / 1000, 1),
-      submit_s: round(submittedMs / 1000, 1),
-      min_allowed_s: round(minMs / 1000, 1),
-      binding: minByTokens >= minByCalls ? 'tpm' : 'rpm',
-      ratio: round(minMs / wallMs, 3),
-      upstream_calls: stats.admitted + stats.refused,
-      upstream_429s: stats.refused,
-      texts_per_call: round(texts / Math.max(1, stats.admitted), 1),
-      tokens_admitted: stats.tokens_admitted,
+      ...againstLimits({ scenario, texts, requests: bodies.length, wallMs, submittedMs, stats, minCalls: scenario === 'single' ? texts : Math.ceil(texts / MAX_INPUTS) }),
       jobs: ended,
       results_checked: check,
       job_hash_bytes_avg: jobHashBytes,
@@ -225,24 +210,10 @@ async function runBatch({ redis, scenario, texts, url, fakeUrl, started, prefix 
   const inOrder = out.every((l, i) => l.custom_id === `t${i}`);
   const wellFormed = out.filter((l) => l.response?.data?.embedding?.length === DIMS).length;
   const stats = await (await fetch(`${fakeUrl.replace(/\/v1$/, '')}/_fake/rate-limit`)).json();
-  const minByTokens = (stats.tokens_admitted / TPM) * 60_000;
-  const minByCalls = (Math.ceil(texts / MAX_INPUTS) / RPM) * 60_000;
-  const minMs = Math.max(minByTokens, minByCalls);
   const prefixBytes = await prefixMemory(redis, prefix);
   for (const c of started.children.slice(2)) await stopChild(c);
   return {
-    scenario,
-    texts,
-    requests: 1,
-    wall_s: round(wallMs / 1000, 1),
-    submit_s: round(submittedMs / 1000, 1),
-    min_allowed_s: round(minMs / 1000, 1),
-    binding: minByTokens >= minByCalls ? 'tpm' : 'rpm',
-    ratio: round(minMs / wallMs, 3),
-    upstream_calls: stats.admitted + stats.refused,
-    upstream_429s: stats.refused,
-    texts_per_call: round(texts / Math.max(1, stats.admitted), 1),
-    tokens_admitted: stats.tokens_admitted,
+    ...againstLimits({ scenario, texts, requests: 1, wallMs, submittedMs, stats, minCalls: Math.ceil(texts / MAX_INPUTS) }),
     batch: { status: view.status, request_counts: view.request_counts },
     results_checked: `${out.length} result lines, ${inOrder ? 'in custom_id order' : 'NOT in order'}, ${wellFormed} with a ${DIMS}-d embedding`,
     run_keys_mb_at_end: round(prefixBytes / 2 ** 20, 1),
@@ -307,6 +278,30 @@ async function prefixMemory(redis, prefix) {
     for (const [, v] of await pipe.exec()) total += Number(v ?? 0);
   } while (cursor !== '0');
   return total;
+}
+
+/**
+ * A run's time against the least the limits allow: the tokens the fake admitted at TPM, or
+ * `minCalls` calls at RPM, whichever takes longer; and what went upstream.
+ */
+function againstLimits({ scenario, texts, requests, wallMs, submittedMs, stats, minCalls }) {
+  const minByTokens = (stats.tokens_admitted / TPM) * 60_000;
+  const minByCalls = (minCalls / RPM) * 60_000;
+  const minMs = Math.max(minByTokens, minByCalls);
+  return {
+    scenario,
+    texts,
+    requests,
+    wall_s: round(wallMs / 1000, 1),
+    submit_s: round(submittedMs / 1000, 1),
+    min_allowed_s: round(minMs / 1000, 1),
+    binding: minByTokens >= minByCalls ? 'tpm' : 'rpm',
+    ratio: round(minMs / wallMs, 3),
+    upstream_calls: stats.admitted + stats.refused,
+    upstream_429s: stats.refused,
+    texts_per_call: round(texts / Math.max(1, stats.admitted), 1),
+    tokens_admitted: stats.tokens_admitted,
+  };
 }
 
 /** Samples Redis `used_memory` every 250 ms until stop(), which gives before/peak in MB. */
