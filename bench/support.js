@@ -136,6 +136,38 @@ async function deletePrefixKeys(redis, prefix) {
 }
 
 /**
+ * The gateway's environment in a benchmark: the OpenAI queue in front of one fake, quiet logs, no
+ * API keys, no worker metrics port (several workers share the machine); `extra` adds or overrides.
+ */
+function gatewayEnv({ port, prefix, fakeUrl, ...extra }) {
+  return {
+    PORT: String(port),
+    REDIS_URL: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: prefix,
+    OPENAI_API_KEY: 'bench',
+    OPENAI_BASE_URL: fakeUrl,
+    LOG_LEVEL: 'warn',
+    API_KEYS: '',
+    WORKER_QUEUES: 'openai',
+    WORKER_METRICS_PORT: '0',
+    ...extra,
+  };
+}
+
+/** Starts the API from `dist` with `env` and waits (up to 30 s) until /health answers 200. */
+async function startApi(dist, env) {
+  const api = startChild('api', [path.join(dist, 'apps/api/src/main.js')], env);
+  const url = `http://127.0.0.1:${env.PORT}`;
+  for (let i = 0; ; i++) {
+    if (api.exited) throw new Error('api exited during start-up');
+    if (await fetch(`${url}/health`).then((r) => r.ok, () => false)) break;
+    if (i > 300) throw new Error('api did not answer /health within 30 s');
+    await sleep(100);
+  }
+  return { api, url };
+}
+
+/**
  * Runs a benchmark's main(): its children are killed on any way out (exit, Ctrl-C, SIGTERM,
  * a failure), and a failure sets exit code 1.
  */
@@ -155,4 +187,4 @@ function runBench(main) {
   });
 }
 
-module.exports = { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, runBench, setShuttingDown: (v) => (shuttingDown = v) };
+module.exports = { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, runBench, gatewayEnv, startApi, setShuttingDown: (v) => (shuttingDown = v) };

@@ -36,7 +36,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench } = require('../support');
+const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench, gatewayEnv, startApi } = require('../support');
 
 const DIST = process.env.BENCH_DIST || path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
@@ -74,32 +74,19 @@ async function runScenario(redis, scenario) {
     started.children.push(fake);
     const fakeUrl = (await waitForLine(fake, /^OPENAI_FAKE_URL=/, 15_000)).slice('OPENAI_FAKE_URL='.length).trim();
     const port = await freePort();
-    const env = {
-      PORT: String(port),
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      OPENAI_API_KEY: 'bench',
-      OPENAI_BASE_URL: fakeUrl,
-      LOG_LEVEL: 'warn',
-      API_KEYS: '',
-      WORKER_QUEUES: 'openai',
+    const env = gatewayEnv({
+      port,
+      prefix,
+      fakeUrl,
       WORKER_CONCURRENCY: String(CONCURRENCY),
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       RATE_LIMITS_FILE: limitsFile,
-      WORKER_METRICS_PORT: '0',
       QUEUE_MAX_BACKLOG: '0',
       COALESCE_WINDOW_MS: scenario === 'coalesce' || scenario === 'batch' ? String(WINDOW_MS) : '0',
       EMBEDDING_CACHE_TTL_SECONDS: '0',
-    };
-    const api = startChild('api', [path.join(DIST, 'apps/api/src/main.js')], env);
+    });
+    const { api, url } = await startApi(DIST, env);
     started.children.push(api);
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      if (api.exited) throw new Error('api exited during start-up');
-      if (await fetch(`${url}/health`).then((r) => r.ok, () => false)) break;
-      if (i > 300) throw new Error('api did not answer /health within 30 s');
-      await sleep(100);
-    }
     for (let i = 0; i < WORKERS; i++) started.children.push(startChild(`worker${i + 1}`, [path.join(DIST, 'apps/worker/src/main.js')], env));
     await sleep(3_000); // workers connected
 

@@ -27,7 +27,7 @@ const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, log, sleep, children, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench } = require('../support');
+const { ROOT, log, sleep, children, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench, gatewayEnv, startApi } = require('../support');
 
 const DIST = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
@@ -95,29 +95,17 @@ async function runOne(url, fakeUrl, tmp, media) {
   const prefix = `benchmedia-${crypto.randomBytes(4).toString('hex')}`;
   prefixes.add(prefix);
   const scratch = fs.mkdtempSync(path.join(tmp, 'worker-'));
-  const env = {
-    PORT: String(port),
-    REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    OPENAI_API_KEY: 'bench',
-    OPENAI_BASE_URL: fakeUrl,
-    LOG_LEVEL: 'warn',
-    API_KEYS: '',
-    WORKER_QUEUES: 'openai',
+  const env = gatewayEnv({
+    port,
+    prefix,
+    fakeUrl,
     WORKER_CONCURRENCY: String(CONCURRENCY),
     RATE_LIMITS_FILE: 'none',
-    WORKER_METRICS_PORT: '0',
     MEDIA_ALLOW_PRIVATE_URLS: 'true',
     MEDIA_TMP_DIR: scratch,
     FFMPEG_PATH: FFMPEG,
-  };
-  const api = startChild('api', [path.join(DIST, 'apps/api/src/main.js')], env);
-  for (let i = 0; ; i++) {
-    if (api.exited) throw new Error('api exited during start-up');
-    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) break;
-    if (i > 300) throw new Error('api did not answer /health within 30 s');
-    await sleep(100);
-  }
+  });
+  const { api } = await startApi(DIST, env);
   const worker = startChild('worker', [path.join(DIST, 'apps/worker/src/main.js')], { ...env, WORKER_METRICS_PORT: String(workerPort), WORKER_METRICS_HOST: '127.0.0.1' });
   for (let i = 0; ; i++) {
     if (worker.exited) throw new Error('worker exited during start-up');

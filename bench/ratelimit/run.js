@@ -23,7 +23,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, posNum, log, sleep, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench } = require('../support');
+const { ROOT, posNum, log, sleep, prefixes, startChild, waitForLine, stopChild, freePort, deletePrefixKeys, runBench, gatewayEnv, startApi } = require('../support');
 
 const DIST = path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
@@ -77,29 +77,8 @@ async function main() {
     const fake = startChild('fake', [path.join(DIST, 'test/fakes/openai-fake.js'), '--port', String(fakePort), '--no-record', '--latency', String(FAKE_LATENCY_MS), '--rpm', String(RPM), '--tpm', String(TPM)], {});
     const fakeUrl = (await waitForLine(fake, /^OPENAI_FAKE_URL=/, 15_000)).slice('OPENAI_FAKE_URL='.length).trim();
     const port = await freePort();
-    const env = {
-      PORT: String(port),
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      OPENAI_API_KEY: 'bench',
-      OPENAI_BASE_URL: fakeUrl,
-      LOG_LEVEL: 'warn',
-      API_KEYS: '',
-      WORKER_QUEUES: 'openai',
-      WORKER_CONCURRENCY: '32',
-      WORKER_SHUTDOWN_GRACE_MS: '2000',
-      RATE_LIMITS_FILE: limitsFile,
-      WORKER_METRICS_PORT: '0',
-    };
-    const api = startChild('api', [path.join(DIST, 'apps/api/src/main.js')], env);
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      if (api.exited) throw new Error('api exited during start-up');
-      const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (i > 300) throw new Error('api did not answer /health within 30 s');
-      await sleep(100);
-    }
+    const env = gatewayEnv({ port, prefix, fakeUrl, WORKER_CONCURRENCY: '32', WORKER_SHUTDOWN_GRACE_MS: '2000', RATE_LIMITS_FILE: limitsFile });
+    const { api, url } = await startApi(DIST, env);
     const workers = Array.from({ length: WORKERS }, (_, i) => startChild(`worker${i + 1}`, [path.join(DIST, 'apps/worker/src/main.js')], env));
 
     // Enough work for the whole run at the limit, and a third more.
