@@ -99,6 +99,40 @@ describe('jobs: sync, async, polling, cancel', () => {
     expect(t.fake.requests.map((r) => (r.body as any).messages[0].content[0].text)).not.toContain('queued');
   });
 
+  it('a part enqueued after its parent was canceled ends canceled without a provider call', async () => {
+    // The race a long media job has: its parent still cuts and enqueues parts after DELETE read
+    // its list of children. Such a part must not run; the parent's cancel flag stops it.
+    const { QueueRegistry, RedisKeys, REDIS } = await import('@lib/queue');
+    const { decodeFailure, JobName } = await import('@lib/contracts');
+    const { Queue } = await import('bullmq');
+    const queue = t.gw.api!.get(QueueRegistry).get('openai' as any);
+    const redis = t.gw.api!.get(REDIS);
+    const keys = t.gw.api!.get(RedisKeys);
+    const template = await t.gw.infer(chat('template'), { prefer: 'respond-async' });
+    const done = await t.gw.pollJob(template.body.job_id, (v) => v.status === 'COMPLETED');
+    expect(done.status).toBe('COMPLETED');
+    const data = (await queue.getJob(template.body.job_id))!.data;
+    // A parent no worker serves, canceled as DELETE cancels it: flag first.
+    const connection = redis.duplicate();
+    const parents = new Queue('test-parents', { connection, prefix: t.gw.prefix });
+    try {
+      await parents.add('parent', {}, { jobId: 'p-late' });
+      await redis.set(keys.cancelFlag('p-late'), '{}', 'EX', 60);
+      const before = t.fake.count('/chat/completions');
+      await queue.add(JobName.Inference, data, {
+        jobId: 'openai-p-late-m2of3',
+        parent: { id: 'p-late', queue: parents.qualifiedName },
+      });
+      await eventually(async () => (await queue.getJob('openai-p-late-m2of3'))?.finishedOn !== undefined, 10_000, 'the late part ended');
+      const part = (await queue.getJob('openai-p-late-m2of3'))!;
+      expect(decodeFailure(part.failedReason)).toMatchObject({ canceled: true, error: { code: 'job_canceled' } });
+      expect(t.fake.count('/chat/completions')).toBe(before);
+    } finally {
+      await parents.close();
+      connection.disconnect(); // a connection given to BullMQ stays the giver's to close
+    }
+  });
+
   it('large results are not put in the completion notice but still reach the sync client', async () => {
     const texts = Array.from({ length: 40 }, (_, i) => `text ${i}`);
     const res = await t.gw.infer({ provider: 'openai', model: 'text-embedding-3-large', inputs: { texts } }, {});

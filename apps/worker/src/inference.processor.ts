@@ -113,9 +113,16 @@ export class InferenceProcessor {
     }
   }
 
-  /** A first attempt is checked in memory; a re-run (retry, stall) also asks Redis. */
+  /**
+   * A first attempt is checked in memory; a re-run (retry, stall) also asks Redis. A child job
+   * (a part of long media) also ends when its parent was canceled: a part enqueued by a parent
+   * still cutting after the cancel listed its children is missed by that list, but the parent's
+   * flag was set before the list was read.
+   */
   private async wasCanceled(job: Job): Promise<boolean> {
-    if (this.cancels.has(job.id!)) return true;
+    const parent = job.parent?.id;
+    if (this.cancels.has(job.id!) || (parent !== undefined && this.cancels.has(parent))) return true;
+    if (parent !== undefined && (await this.redis.exists(this.keys.cancelFlag(parent))) === 1) return true;
     return job.attemptsStarted > 1 && (await this.redis.exists(this.keys.cancelFlag(job.id!))) === 1;
   }
 

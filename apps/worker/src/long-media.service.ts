@@ -135,6 +135,11 @@ export class LongMediaService {
     const childInput = plan.kind === 'audio' ? 'audio_base64' : 'video_base64';
     const ref = await this.blobs.put(id, childInput, data);
     const request = childRequest(job.data.request, input, childInput, ref, plan.kind, part.end - part.start);
+    // Canceled while this part was stored: not enqueued (a part that still slips in ends at its start, on its parent's cancel flag).
+    if (signal.aborted) {
+      await this.blobs.delete([ref]).catch(() => undefined);
+      signal.throwIfAborted();
+    }
     await this.queues.of(job).add(JobName.Inference, { request, receivedAt: job.data.receivedAt, requestId: job.data.requestId } satisfies InferenceJobData, {
       ...inferenceJobOptions(this.config, id),
       parent: { id: job.id!, queue: job.queueQualifiedName },
