@@ -4,8 +4,10 @@ import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { MediaSource } from '@lib/providers';
 import { REDIS, RedisClient } from '@lib/queue';
 import { GatewayMetrics } from '@lib/metrics';
-import { answersMatch, decide, Neighbour, SemanticCacheStore, semanticScopeOf, vectorOf } from '@lib/cache';
+import { decide, Neighbour, SemanticCacheStore, semanticScopeOf, vectorOf } from '@lib/cache';
+import { TextExtractor } from '@lib/plugins';
 import { AdapterRegistry } from './adapter-registry';
+import { AnswerJudge } from './answer-judge';
 
 /**
  * What the processor does with a lookup: return `response` (served from cache), or run the
@@ -27,9 +29,13 @@ const NO_MEDIA: MediaSource = {
   file: () => Promise.reject(new Error('the semantic cache embedder reads no media')),
 };
 
+/** The builtin E5 embeds prompts as queries with this instruction (its model card's wording for duplicate questions). */
+const E5_SIMILAR_PROMPTS_TASK = 'Given a question, retrieve questions that are semantically equivalent to the given question';
+
 /**
  * The semantic cache in front of chat requests that ask for it (`enable_semantic_cache`): the
- * prompt is embedded by the configured embedder through the gateway's own adapters, the
+ * prompt is embedded by the configured embedder (an OpenAI or Vertex model through the gateway's
+ * own adapters, or the builtin E5 through its text-embedding server), the
  * nearest entry of the request's scope is found (SemanticCacheStore), and the vCache policy
  * (libs/cache/src/vcache-policy.ts) decides between the cached answer and a fresh call whose
  * answer then teaches the entry. Any failure of the cache (embedder error or timeout, Redis)
@@ -40,6 +46,8 @@ export class SemanticCacheService {
   private readonly logger = new Logger('SemanticCache');
   private readonly store: SemanticCacheStore;
   private readonly embedder?: string;
+  private readonly e5?: TextExtractor;
+  private readonly judge: AnswerJudge;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -49,6 +57,8 @@ export class SemanticCacheService {
   ) {
     const { embedder, ttlSeconds, maxEntries } = config.semanticCache;
     this.embedder = embedder ? `${embedder.provider}:${embedder.model}` : undefined;
+    if (embedder?.provider === 'text_extractor') this.e5 = new TextExtractor(config);
+    this.judge = new AnswerJudge(config, adapters);
     this.store = new SemanticCacheStore(redis, config.queuePrefix, { ttlMs: ttlSeconds * 1000, maxEntries, syncIntervalMs: SYNC_INTERVAL_MS });
   }
 
@@ -71,26 +81,23 @@ export class SemanticCacheService {
           return { response: { data: JSON.parse(cached), provider: request.provider, model: request.model, tokens_used: null, latency_ms: Date.now() - receivedAt, cached: true } };
         }
       }
-      return this.miss({ record: (data) => this.offPath(this.learn(scope, vector, neighbour, data)) });
+      return this.miss({ record: (data) => this.offPath(this.learn(scope, target.prompt, vector, neighbour, data)) });
     } catch (err) {
       this.logger.debug?.(`semantic cache lookup failed, served fresh: ${(err as Error).message}`);
       return this.miss(PASS);
     }
   }
 
-  /** Judges the fresh answer against the entry's, records the outcome, and caches the prompt as a new entry when they differ. */
-  private async learn(scope: string, vector: Float32Array, neighbour: Neighbour, fresh: Record<string, unknown>): Promise<void> {
+  /** Judges the fresh answer against the entry's (answer-judge.ts), records the outcome, and caches the prompt as a new entry when they differ. */
+  private async learn(scope: string, prompt: string, vector: Float32Array, neighbour: Neighbour, fresh: Record<string, unknown>): Promise<void> {
     const cached = await this.store.answer(scope, neighbour.id, false);
-    const correct = cached !== null && answersMatch(JSON.parse(cached), fresh);
+    const correct = cached !== null && (await this.judge.same(prompt, JSON.parse(cached), fresh)).same;
     if (cached !== null) await this.store.observe(scope, neighbour.id, { similarity: neighbour.similarity, correct });
     if (!correct) await this.store.insert(scope, vector, JSON.stringify(fresh));
   }
 
   /** The prompt's unit embedding, or an error after SEMANTIC_CACHE_EMBED_TIMEOUT_MS. */
   private async embed(prompt: string, signal: AbortSignal): Promise<Float32Array> {
-    const { provider, model } = this.config.semanticCache.embedder!;
-    const adapter = this.adapters.get(provider as Provider);
-    if (!adapter) throw new Error(`the embedder's provider ${provider} is not configured on this worker`);
     const timeoutMs = this.config.semanticCache.embedTimeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
     const both = AbortSignal.any([signal, timeout]);
@@ -98,13 +105,24 @@ export class SemanticCacheService {
     // The race is a backstop: the abort already ends the SDK call, but an adapter that ignored it must not hold the request.
     const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`embedder timed out after ${timeoutMs} ms`)), timeoutMs)));
     try {
-      const out = await Promise.race([adapter.run({ provider: provider as Provider, model, task: Task.Embedding, inputs: { text: prompt }, parameters: {} }, { signal: both, media: NO_MEDIA }), expired]);
+      const out = await Promise.race([this.runEmbedder(prompt, both), expired]);
       const embedding = out.data.embedding;
       if (!Array.isArray(embedding) || embedding.length === 0) throw new Error('the embedder returned no vector');
       return vectorOf(embedding as number[]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** One embedding of `prompt`, as `data.embedding`, from whichever embedder is configured. */
+  private async runEmbedder(prompt: string, signal: AbortSignal): Promise<{ data: Record<string, unknown> }> {
+    const embedder = this.config.semanticCache.embedder!;
+    if (embedder.provider === 'text_extractor') return this.e5!.run({ text: prompt }, { task: E5_SIMILAR_PROMPTS_TASK }, signal);
+    const adapter = this.adapters.get(embedder.provider as Provider);
+    if (!adapter) throw new Error(`the embedder's provider ${embedder.provider} is not configured on this worker`);
+    // Vertex embeds text through its multimodal model (the first 32 tokens of the prompt).
+    const task = embedder.provider === 'google' ? Task.MultimodalEmbedding : Task.Embedding;
+    return adapter.run({ provider: embedder.provider as Provider, model: embedder.model, task, inputs: { text: prompt }, parameters: {} }, { signal, media: NO_MEDIA });
   }
 
   private miss(lookup: SemanticLookup): SemanticLookup {

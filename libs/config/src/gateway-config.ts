@@ -5,6 +5,9 @@ import type { RateLimitsConfig } from './rate-limits';
  * Everything the API and the workers read from the environment, validated once before Nest
  * starts. Each field documents its variable, default and unit.
  */
+/** What embeds prompts for the semantic cache: a provider's embedding model, or the builtin E5 extractor. */
+export type SemanticCacheEmbedder = { provider: 'openai' | 'google'; model: string } | { provider: 'text_extractor'; model: 'multilingual_e5_large_instruct_v1' };
+
 export interface GatewayConfig {
   /** PORT: HTTP port of the API. @defaultValue 8000 */
   port: number;
@@ -113,18 +116,23 @@ export interface GatewayConfig {
   e5: { baseUrl?: string; api: 'tei' | 'openai'; model: string; maxBatch: number; apiKey?: string };
   /**
    * The semantic cache (`enable_semantic_cache` on chat requests, vCache policy). SEMANTIC_CACHE_EMBEDDER:
-   * `provider:model` that embeds prompts, e.g. `openai:text-embedding-3-small` @defaultValue unset (every
-   * lookup is a miss). SEMANTIC_CACHE_DEFAULT_DELTA: the error rate tolerated when a request gives no
+   * what embeds prompts: `openai:<model>` (e.g. `openai:text-embedding-3-small`), `google:<model>`
+   * (Vertex `multimodalembedding@001`'s text embedding), or the builtin E5 (`text_extractor@v1`, or
+   * its feature URI; needs E5_BASE_URL) @defaultValue unset (every lookup is a miss). SEMANTIC_CACHE_DEFAULT_DELTA: the error rate tolerated when a request gives no
    * `cache_delta` @defaultValue 0.02. SEMANTIC_CACHE_TTL_SECONDS: an entry's lifetime, in s @defaultValue 86400.
    * SEMANTIC_CACHE_MAX_ENTRIES: entries per scope, least recently used evicted @defaultValue 100000.
    * SEMANTIC_CACHE_EMBED_TIMEOUT_MS: longest wait for a prompt's embedding, in ms (past it: a miss) @defaultValue 3000.
+   * SEMANTIC_CACHE_JUDGE: how an explored answer is compared with the cached one: `exact` (normalised
+   * text, or the parsed object of structured output) or `provider:model` of a chat model asked whether
+   * both answer the same (its failure falls back to `exact`) @defaultValue exact.
    */
   semanticCache: {
-    embedder?: { provider: 'openai'; model: string };
+    embedder?: SemanticCacheEmbedder;
     defaultDelta: number;
     ttlSeconds: number;
     maxEntries: number;
     embedTimeoutMs: number;
+    judge?: { provider: 'openai' | 'anthropic' | 'google'; model: string };
   };
   /** LOG_LEVEL: error, warn, log, debug. @defaultValue log */
   logLevel: 'error' | 'warn' | 'log' | 'debug';

@@ -171,11 +171,22 @@ describe('loadConfig', () => {
   });
 
   it('reads the semantic cache settings: the embedder as provider:model, the default delta in [0, 1], TTL, size and embed timeout', () => {
-    expect(loadConfig({}).semanticCache).toEqual({ embedder: undefined, defaultDelta: 0.02, ttlSeconds: 86_400, maxEntries: 100_000, embedTimeoutMs: 3_000 });
+    expect(loadConfig({}).semanticCache).toEqual({ embedder: undefined, judge: undefined, defaultDelta: 0.02, ttlSeconds: 86_400, maxEntries: 100_000, embedTimeoutMs: 3_000 });
+    expect(loadConfig({ SEMANTIC_CACHE_JUDGE: 'exact' }).semanticCache.judge).toBeUndefined();
+    expect(loadConfig({ SEMANTIC_CACHE_JUDGE: 'anthropic:claude-3-5-haiku-latest' }).semanticCache.judge).toEqual({ provider: 'anthropic', model: 'claude-3-5-haiku-latest' });
+    expect(() => loadConfig({ SEMANTIC_CACHE_JUDGE: 'gpt-4o-mini' })).toThrow('SEMANTIC_CACHE_JUDGE=gpt-4o-mini must be exact or provider:model of a chat model');
     const env = { SEMANTIC_CACHE_EMBEDDER: 'openai:text-embedding-3-small', SEMANTIC_CACHE_DEFAULT_DELTA: '0.05', SEMANTIC_CACHE_TTL_SECONDS: '60', SEMANTIC_CACHE_MAX_ENTRIES: '500', SEMANTIC_CACHE_EMBED_TIMEOUT_MS: '800' };
-    expect(loadConfig(env).semanticCache).toEqual({ embedder: { provider: 'openai', model: 'text-embedding-3-small' }, defaultDelta: 0.05, ttlSeconds: 60, maxEntries: 500, embedTimeoutMs: 800 });
+    expect(loadConfig(env).semanticCache).toEqual({ embedder: { provider: 'openai', model: 'text-embedding-3-small' }, judge: undefined, defaultDelta: 0.05, ttlSeconds: 60, maxEntries: 500, embedTimeoutMs: 800 });
     expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'text-embedding-3-small' })).toThrow('SEMANTIC_CACHE_EMBEDDER=text-embedding-3-small must be provider:model');
-    expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'anthropic:claude' })).toThrow('with provider openai (the adapter with text embeddings)');
+    expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'anthropic:claude' })).toThrow('with provider openai or google (the adapters with text embeddings)');
+    expect(loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'google:multimodalembedding@001' }).semanticCache.embedder).toEqual({ provider: 'google', model: 'multimodalembedding@001' });
+    // The builtin E5, by name or feature URI; it needs its server.
+    const e5 = { provider: 'text_extractor', model: 'multilingual_e5_large_instruct_v1' };
+    for (const name of ['text_extractor@v1', 'mixpeek://text_extractor@v1/multilingual_e5_large_instruct_v1']) {
+      expect(loadConfig({ SEMANTIC_CACHE_EMBEDDER: name, E5_BASE_URL: 'http://127.0.0.1:8080' }).semanticCache.embedder).toEqual(e5);
+    }
+    expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'text_extractor@v1' })).toThrow('SEMANTIC_CACHE_EMBEDDER=text_extractor@v1 needs E5_BASE_URL');
+    expect(() => loadConfig({ SEMANTIC_CACHE_EMBEDDER: 'text_extractor@v2', E5_BASE_URL: 'http://127.0.0.1:8080' })).toThrow('or text_extractor@v1 (the builtin E5)');
     expect(() => loadConfig({ SEMANTIC_CACHE_DEFAULT_DELTA: '1.5' })).toThrow('SEMANTIC_CACHE_DEFAULT_DELTA=1.5 must be a number from 0 to 1');
     expect(() => loadConfig({ SEMANTIC_CACHE_DEFAULT_DELTA: 'low' })).toThrow('SEMANTIC_CACHE_DEFAULT_DELTA=low must be a number from 0 to 1');
     expect(() => loadConfig({ SEMANTIC_CACHE_TTL_SECONDS: '0' })).toThrow('SEMANTIC_CACHE_TTL_SECONDS=0 must be a whole number from 1');

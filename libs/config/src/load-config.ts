@@ -65,6 +65,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     problems.push(`LOG_FORMAT=${logFormat} must be "json" (one JSON object per line) or "text"`);
   }
 
+  const e5 = parseE5(env, read, problems);
   const config: GatewayConfig = {
     port: read.int('PORT', 8000, 0, 65535),
     host,
@@ -117,8 +118,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     pluginTimeoutMs: read.int('PLUGIN_TIMEOUT_MS', 60_000, 100, 24 * 3_600_000),
     pluginConcurrency: read.int('PLUGIN_CONCURRENCY', 2, 1, 256),
     pluginKillGraceMs: read.int('PLUGIN_KILL_GRACE_MS', 2_000, 0, 600_000),
-    e5: parseE5(env, read, problems),
-    semanticCache: parseSemanticCache(env, read, problems),
+    e5,
+    semanticCache: parseSemanticCache(env, read, problems, e5),
     logLevel: logLevel as GatewayConfig['logLevel'],
     logFormat: logFormat === 'text' ? 'text' : 'json',
     metricsPublic: read.bool('METRICS_PUBLIC', false),
@@ -207,21 +208,41 @@ function parseCallbackSecret(raw: string | undefined, problems: string[]): strin
   return secret;
 }
 
-/** The semantic cache's embedder (`openai:<model>`) and bounds. */
-function parseSemanticCache(env: Env, read: EnvReader, problems: string[]): GatewayConfig['semanticCache'] {
+/** The builtin E5 extractor as a semantic cache embedder: by its name or its feature URI. */
+const E5_EMBEDDER = /^(?:mixpeek:\/\/)?text_extractor@v1(?:\/multilingual_e5_large_instruct_v1)?$/;
+
+/** The semantic cache's embedder (`openai:<model>`, `google:<model>`, `text_extractor@v1`) and bounds. */
+function parseSemanticCache(env: Env, read: EnvReader, problems: string[], e5: GatewayConfig['e5']): GatewayConfig['semanticCache'] {
   const raw = nonEmpty(env.SEMANTIC_CACHE_EMBEDDER);
   let embedder: GatewayConfig['semanticCache']['embedder'];
   if (raw !== undefined) {
-    // OpenAI (or an OpenAI-compatible server at OPENAI_BASE_URL) is the one text-embedding provider among the adapters.
-    const match = /^(openai):(.+)$/.exec(raw);
-    if (match) embedder = { provider: 'openai', model: match[2].trim() };
-    else problems.push(`SEMANTIC_CACHE_EMBEDDER=${raw} must be provider:model with provider openai (the adapter with text embeddings), e.g. openai:text-embedding-3-small`);
+    // The adapters with text embeddings (OpenAI or any OpenAI-compatible server at OPENAI_BASE_URL;
+    // Vertex's multimodal embedding, whose text embedding shares its space), and the builtin E5.
+    const match = /^(openai|google):(.+)$/.exec(raw);
+    if (match) embedder = { provider: match[1] as 'openai' | 'google', model: match[2].trim() };
+    else if (E5_EMBEDDER.test(raw)) {
+      embedder = { provider: 'text_extractor', model: 'multilingual_e5_large_instruct_v1' };
+      if (!e5.baseUrl) problems.push(`SEMANTIC_CACHE_EMBEDDER=${raw} needs E5_BASE_URL (the text-embedding server behind the builtin E5 extractor)`);
+    } else {
+      problems.push(
+        `SEMANTIC_CACHE_EMBEDDER=${raw} must be provider:model with provider openai or google (the adapters with text embeddings), ` +
+          'e.g. openai:text-embedding-3-small or google:multimodalembedding@001, or text_extractor@v1 (the builtin E5)',
+      );
+    }
   }
   const rawDelta = env.SEMANTIC_CACHE_DEFAULT_DELTA?.trim();
   const defaultDelta = rawDelta ? Number(rawDelta) : 0.02;
   if (!(defaultDelta >= 0 && defaultDelta <= 1)) problems.push(`SEMANTIC_CACHE_DEFAULT_DELTA=${rawDelta} must be a number from 0 to 1 (the tolerated error rate, e.g. 0.02)`);
+  const rawJudge = nonEmpty(env.SEMANTIC_CACHE_JUDGE);
+  let judge: GatewayConfig['semanticCache']['judge'];
+  if (rawJudge !== undefined && rawJudge !== 'exact') {
+    const match = /^(openai|anthropic|google):(.+)$/.exec(rawJudge);
+    if (match) judge = { provider: match[1] as 'openai' | 'anthropic' | 'google', model: match[2].trim() };
+    else problems.push(`SEMANTIC_CACHE_JUDGE=${rawJudge} must be exact or provider:model of a chat model (provider openai, anthropic or google), e.g. openai:gpt-4o-mini`);
+  }
   return {
     embedder,
+    judge,
     defaultDelta,
     ttlSeconds: read.int('SEMANTIC_CACHE_TTL_SECONDS', 86_400, 1, 365 * 86_400),
     maxEntries: read.int('SEMANTIC_CACHE_MAX_ENTRIES', 100_000, 1, 10_000_000),
