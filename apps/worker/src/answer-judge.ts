@@ -1,7 +1,7 @@
 import { Provider, Task } from '@lib/contracts';
 import { GatewayConfig } from '@lib/config';
 import { answersMatch } from '@lib/cache';
-import { MediaSource } from '@lib/providers';
+import { noMedia } from '@lib/providers';
 import { AdapterRegistry } from './adapter-registry';
 
 /** The longest a judge's call may take; it runs off the request path. */
@@ -11,13 +11,7 @@ const JUDGE_SYSTEM =
   'You compare two answers given to the same request. Reply with one word: YES if someone who made the request ' +
   'would accept either answer as the same answer (same meaning, same facts, same result), NO otherwise.';
 
-/** The judge reads no media. */
-const NO_MEDIA: MediaSource = {
-  bytes: () => Promise.reject(new Error('the semantic cache judge reads no media')),
-  file: () => Promise.reject(new Error('the semantic cache judge reads no media')),
-};
-
-export type Verdict = { same: boolean; by: 'exact' | 'model' };
+const NO_MEDIA = noMedia('the semantic cache judge');
 
 /**
  * Whether an explored (fresh) answer is the same as the cached one: the vCache observation.
@@ -32,13 +26,13 @@ export class AnswerJudge {
     private readonly adapters: AdapterRegistry,
   ) {}
 
-  async same(prompt: string, cached: Record<string, unknown>, fresh: Record<string, unknown>): Promise<Verdict> {
+  async same(prompt: string, cached: Record<string, unknown>, fresh: Record<string, unknown>): Promise<boolean> {
     const exact = answersMatch(cached, fresh);
     const judge = this.config.semanticCache.judge;
     // Equal answers need no model to say so.
-    if (!judge || exact) return { same: exact, by: 'exact' };
+    if (!judge || exact) return exact;
     const adapter = this.adapters.get(judge.provider as Provider);
-    if (!adapter) return { same: exact, by: 'exact' };
+    if (!adapter) return exact;
     try {
       const out = await adapter.run(
         {
@@ -50,10 +44,9 @@ export class AnswerJudge {
         },
         { signal: AbortSignal.timeout(JUDGE_TIMEOUT_MS), media: NO_MEDIA },
       );
-      const verdict = parseVerdict(out.data.text);
-      return verdict === undefined ? { same: exact, by: 'exact' } : { same: verdict, by: 'model' };
+      return parseVerdict(out.data.text) ?? exact;
     } catch {
-      return { same: exact, by: 'exact' };
+      return exact;
     }
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InferenceJobData, Provider, RawInferenceResponse, Task } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { MediaSource } from '@lib/providers';
+import { noMedia } from '@lib/providers';
 import { REDIS, RedisClient } from '@lib/queue';
 import { GatewayMetrics } from '@lib/metrics';
 import { decide, Neighbour, SemanticCacheStore, semanticScopeOf, vectorOf } from '@lib/cache';
@@ -23,11 +23,7 @@ const PASS: SemanticLookup = {};
 /** How stale (ms) this worker's view of a scope's entries may be: saves a Redis round trip on busy scopes. */
 const SYNC_INTERVAL_MS = 25;
 
-/** The embedder is asked for text only; a media read would be a bug. */
-const NO_MEDIA: MediaSource = {
-  bytes: () => Promise.reject(new Error('the semantic cache embedder reads no media')),
-  file: () => Promise.reject(new Error('the semantic cache embedder reads no media')),
-};
+const NO_MEDIA = noMedia('the semantic cache embedder');
 
 /** The builtin E5 embeds prompts as queries with this instruction (its model card's wording for duplicate questions). */
 const E5_SIMILAR_PROMPTS_TASK = 'Given a question, retrieve questions that are semantically equivalent to the given question';
@@ -91,7 +87,7 @@ export class SemanticCacheService {
   /** Judges the fresh answer against the entry's (answer-judge.ts), records the outcome, and caches the prompt as a new entry when they differ. */
   private async learn(scope: string, prompt: string, vector: Float32Array, neighbour: Neighbour, fresh: Record<string, unknown>): Promise<void> {
     const cached = await this.store.answer(scope, neighbour.id, false);
-    const correct = cached !== null && (await this.judge.same(prompt, JSON.parse(cached), fresh)).same;
+    const correct = cached !== null && (await this.judge.same(prompt, JSON.parse(cached), fresh));
     if (cached !== null) await this.store.observe(scope, neighbour.id, { similarity: neighbour.similarity, correct });
     if (!correct) await this.store.insert(scope, vector, JSON.stringify(fresh));
   }

@@ -21,6 +21,12 @@ export interface MediaSource {
   file(input: string): Promise<MediaFile>;
 }
 
+/** The media of a call the gateway makes for itself with text only (`who`: named if a read happens, which would be a bug). */
+export function noMedia(who: string): MediaSource {
+  const refuse = () => Promise.reject(new Error(`${who} reads no media`));
+  return { bytes: refuse, file: refuse };
+}
+
 export interface AdapterContext {
   /** Aborted when the job is canceled or the worker shuts down. */
   signal: AbortSignal;
