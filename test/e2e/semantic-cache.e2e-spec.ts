@@ -303,7 +303,7 @@ describe('POST /v1/inference: semantic cache with a model as judge', () => {
       await anthropic.waitForRequests(judgedBefore + i + 1, '/v1/messages', 5_000);
     }
     // A wrong answer seen at similarity 1 means the entry never answers a prompt this close again
-    // (the reworded answer is stored as an entry of its own, at the same place).
+    // (the reworded answer makes no entry of its own: its vector is the same).
     expect(anthropic.count('/v1/messages') - judgedBefore).toBe(rounds);
   });
 });

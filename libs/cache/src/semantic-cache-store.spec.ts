@@ -75,6 +75,22 @@ describe('SemanticCacheStore (real Redis)', () => {
     expect(await redis.hlen(`${prefix}:sc:{sc:lru}:vec`)).toBe(3);
   });
 
+  it('a vector a live entry already holds makes no second entry; once that entry is evicted, it does', async () => {
+    const a = new SemanticCacheStore(redis, prefix, { ttlMs: 60_000, maxEntries: 2 });
+    const first = await a.insert('dup', near(0), JSON.stringify({ text: 'A' }));
+    expect(await a.insert('dup', near(0), JSON.stringify({ text: 'B' }))).toBe(first);
+    expect(await redis.hlen(`${prefix}:sc:{sc:dup}:vec`)).toBe(1);
+    expect(await a.answer('dup', first, false)).toBe(JSON.stringify({ text: 'A' }));
+    // Two other entries push the first out (least recently used); its vector is free again.
+    await a.insert('dup', near(3), JSON.stringify({ text: 'C' }));
+    await a.insert('dup', near(6), JSON.stringify({ text: 'D' }));
+    expect(await a.answer('dup', first, false)).toBeNull();
+    const again = await a.insert('dup', near(0), JSON.stringify({ text: 'B' }));
+    expect(again).not.toBe(first);
+    expect(await a.answer('dup', again, false)).toBe(JSON.stringify({ text: 'B' }));
+    expect(await redis.hlen(`${prefix}:sc:{sc:dup}:vh`)).toBe(2);
+  });
+
   it('entries older than the TTL are not served', async () => {
     const a = new SemanticCacheStore(redis, prefix, { ttlMs: 300, maxEntries: 10 });
     const id = await a.insert('ttl', near(2), JSON.stringify({ text: 'soon gone' }));

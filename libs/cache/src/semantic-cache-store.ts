@@ -39,7 +39,7 @@ const REPLAY_MAX = 4 * SYNC_BATCH;
 /** Scope indexes held in memory per process; the least recently used is dropped (and reloaded when needed). */
 const MAX_SCOPES = 64;
 
-const KEY_NAMES = ['seq', 'vec', 'ans', 'obs', 'lru', 'born', 'log', 'meta', 'glob'] as const;
+const KEY_NAMES = ['seq', 'vec', 'ans', 'obs', 'lru', 'born', 'log', 'meta', 'glob', 'vh'] as const;
 
 interface ScopeState {
   index: VectorIndex;
@@ -109,14 +109,14 @@ export class SemanticCacheStore {
     const k = this.keys(scope);
     const blob = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength);
     const args = [blob, answer, Date.now(), this.options.ttlMs, this.options.maxEntries, this.options.maxEntries + 1024, randomBytes(8).toString('hex')];
-    return Number(await this.redis.eval(INSERT_SCRIPT, 9, k.seq, k.vec, k.ans, k.obs, k.lru, k.born, k.log, k.meta, k.glob, ...args));
+    return Number(await INSERT_SCRIPT.run(this.redis, [k.seq, k.vec, k.ans, k.obs, k.lru, k.born, k.log, k.meta, k.glob, k.vh], args));
   }
 
   /** Adds an observation to an entry; false when the entry is gone. */
   async observe(scope: string, id: number, observation: Observation): Promise<boolean> {
     const k = this.keys(scope);
     const field = `${scopeBinOf(observation.similarity)}:${observation.correct ? 1 : 0}`;
-    return Number(await this.redis.eval(OBSERVE_SCRIPT, 3, k.ans, k.obs, k.glob, String(id), encodeObservation(observation), MAX_OBSERVATIONS, field)) === 1;
+    return Number(await OBSERVE_SCRIPT.run(this.redis, [k.ans, k.obs, k.glob], [String(id), encodeObservation(observation), MAX_OBSERVATIONS, field])) === 1;
   }
 
   /** The scope's index, brought up to date; undefined while a full load runs (or for another width). */
@@ -142,7 +142,7 @@ export class SemanticCacheStore {
   private async sync(scope: string, state: ScopeState): Promise<void> {
     const k = this.keys(scope);
     for (;;) {
-      const reply = (await this.redis.eval(SYNC_SCRIPT, 2, k.meta, k.log, state.epoch, state.applied, SYNC_BATCH)) as Array<string | number>;
+      const reply = (await SYNC_SCRIPT.run(this.redis, [k.meta, k.log], [state.epoch, state.applied, SYNC_BATCH])) as Array<string | number>;
       const [epoch, end, mode] = [String(reply[0]), Number(reply[1]), String(reply[2])];
       if (mode === 'reset') {
         state.index.clear();
