@@ -1,6 +1,6 @@
 import { GatewayMetrics } from '@lib/metrics';
 import { MIN_OBSERVATIONS } from '@lib/cache';
-import { eventually, GatewayHarness, useOpenAIGateway } from '../support/gateway-harness';
+import { eventually, useGatewayWithFakes, useOpenAIGateway } from '../support/gateway-harness';
 import { REDIS } from '@lib/queue';
 import { OpenAIFake } from '../fakes/openai-fake';
 import { TeiFake } from '../fakes/tei-fake';
@@ -144,51 +144,38 @@ describe.each([
   ['google:multimodalembedding@001', 'Vertex', ':predict'],
   ['text_extractor@v1', 'TEI (builtin E5)', '/embed'],
 ] as const)('POST /v1/inference: semantic cache with the %s embedder', (embedder, _server, embedPath) => {
-  let openai: OpenAIFake;
-  let vertex: VertexFake;
-  let tei: TeiFake;
-  let gw: GatewayHarness;
-
-  beforeAll(async () => {
-    [openai, vertex, tei] = await Promise.all([OpenAIFake.start(), VertexFake.start(), TeiFake.start()]);
-    gw = new GatewayHarness({
+  const t = useGatewayWithFakes(
+    { openai: () => OpenAIFake.start(), vertex: () => VertexFake.start(), tei: () => TeiFake.start() },
+    ({ openai, vertex, tei }) => ({
       OPENAI_API_KEY: 'sk-test-key',
       OPENAI_BASE_URL: openai.baseUrl,
       GOOGLE_CLOUD_PROJECT: 'proj',
       GOOGLE_VERTEX_BASE_URL: vertex.baseUrl,
       GOOGLE_VERTEX_AUTH: 'none',
       E5_BASE_URL: tei.baseUrl,
-      SEMANTIC_CACHE_EMBEDDER: embedder,
-      SEMANTIC_CACHE_EMBED_TIMEOUT_MS: '2000',
-      WORKER_METRICS_PORT: '0',
-    });
-    await gw.startApi();
-    await gw.startWorker();
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await Promise.all([openai?.close(), vertex?.close(), tei?.close()]);
-  });
+    }),
+    { SEMANTIC_CACHE_EMBEDDER: embedder, SEMANTIC_CACHE_EMBED_TIMEOUT_MS: '2000', WORKER_METRICS_PORT: '0' },
+  );
 
-  const embedderFake = () => (embedPath === ':predict' ? vertex : tei);
+  const embedderFake = () => (embedPath === ':predict' ? t.fakes.vertex : t.fakes.tei);
 
   it('embeds each prompt with it, explores, then serves the repeated prompt from cache', async () => {
     const body = chat({ cache_delta: 0.3 }, { prompts: [`${PROMPT} (${embedder})`] });
     let requests = 0;
     let hit: any;
     for (; requests < 80 && !hit; requests++) {
-      const before = openai.count(CHAT);
-      const res = await gw.infer(body);
+      const before = t.fakes.openai.count(CHAT);
+      const res = await t.gw.infer(body);
       expect(res.status).toBe(200);
       if (res.body.cached) hit = res.body;
-      expect(openai.count(CHAT)).toBe(res.body.cached ? before : before + 1);
+      expect(t.fakes.openai.count(CHAT)).toBe(res.body.cached ? before : before + 1);
       await new Promise((r) => setImmediate(r));
     }
     expect(hit).toMatchObject({ data: { text: `echo: ${PROMPT} (${embedder})` }, cached: true });
     expect(requests).toBeGreaterThan(MIN_OBSERVATIONS);
     // Every request's prompt went to this embedder, none to OpenAI's embeddings.
     expect(embedderFake().count(embedPath)).toBe(requests);
-    expect(openai.count(EMBED)).toBe(0);
+    expect(t.fakes.openai.count(EMBED)).toBe(0);
     const sent = embedderFake().requests[0].body as any;
     if (embedPath === ':predict') {
       expect(JSON.stringify(sent)).toContain(`${PROMPT} (${embedder})`);
@@ -205,9 +192,16 @@ describe.each([
  * words than its first answer, which the default exact comparison calls different.
  */
 describe('POST /v1/inference: semantic cache with a model as judge', () => {
-  let openai: OpenAIFake;
-  let anthropic: AnthropicFake;
-  let gw: GatewayHarness;
+  const t = useGatewayWithFakes(
+    { openai: () => OpenAIFake.start(), anthropic: () => AnthropicFake.start() },
+    ({ openai, anthropic }) => ({
+      OPENAI_API_KEY: 'sk-test-key',
+      OPENAI_BASE_URL: openai.baseUrl,
+      ANTHROPIC_API_KEY: 'sk-ant-test',
+      ANTHROPIC_BASE_URL: anthropic.baseUrl,
+    }),
+    { SEMANTIC_CACHE_EMBEDDER: 'openai:text-embedding-3-small', SEMANTIC_CACHE_JUDGE: 'anthropic:claude-judge', WORKER_METRICS_PORT: '0' },
+  );
   const QUESTION = 'Which city is the capital of France?';
   const completion = (content: string) => ({
     status: 200,
@@ -225,64 +219,41 @@ describe('POST /v1/inference: semantic cache with a model as judge', () => {
     body: { id: 'msg_judge', type: 'message', role: 'assistant', model: 'claude-judge', content: [{ type: 'text', text }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 30, output_tokens: 1 } },
   });
 
-  beforeAll(async () => {
-    [openai, anthropic] = await Promise.all([OpenAIFake.start(), AnthropicFake.start()]);
-    gw = new GatewayHarness({
-      OPENAI_API_KEY: 'sk-test-key',
-      OPENAI_BASE_URL: openai.baseUrl,
-      ANTHROPIC_API_KEY: 'sk-ant-test',
-      ANTHROPIC_BASE_URL: anthropic.baseUrl,
-      SEMANTIC_CACHE_EMBEDDER: 'openai:text-embedding-3-small',
-      SEMANTIC_CACHE_JUDGE: 'anthropic:claude-judge',
-      WORKER_METRICS_PORT: '0',
-    });
-    await gw.startApi();
-    await gw.startWorker();
-  });
-  afterAll(async () => {
-    await gw?.close();
-    await Promise.all([openai?.close(), anthropic?.close()]);
-  });
-  beforeEach(() => {
-    openai.reset();
-    anthropic.reset();
-  });
-
   /** A worker's view of a scope may be 25 ms stale (SYNC_INTERVAL_MS): past that, it has every stored entry. */
   const settled = () => new Promise((r) => setTimeout(r, 100));
 
   /** Entries stored in every semantic cache scope of this gateway. */
   async function entries(): Promise<number> {
-    const redis = gw.workers[0].get(REDIS);
+    const redis = t.gw.workers[0].get(REDIS);
     let n = 0;
-    for (const key of await redis.keys(`${gw.prefix}:sc:*:ans`)) n += await redis.hlen(key);
+    for (const key of await redis.keys(`${t.gw.prefix}:sc:*:ans`)) n += await redis.hlen(key);
     return n;
   }
 
   it('a YES from the judge counts a differently worded answer as right: the first answer is the one served from cache', async () => {
     const body = chat({ cache_delta: 0.3 }, { prompts: [QUESTION] });
-    const first = await gw.infer(body);
+    const first = await t.gw.infer(body);
     expect(first.body).toMatchObject({ cached: false, data: { text: `echo: ${QUESTION}` } });
     // The entry is stored off the request path: the next request must find it.
     await eventually(async () => (await entries()) === 1, 5_000, 'the first entry');
     await settled();
-    openai.failNext(completion('Paris is the capital of France.') as any, 100, '/chat/completions');
-    anthropic.failNext(verdict('YES') as any, 100, '/v1/messages');
+    t.fakes.openai.failNext(completion('Paris is the capital of France.') as any, 100, '/chat/completions');
+    t.fakes.anthropic.failNext(verdict('YES') as any, 100, '/v1/messages');
     let hit: any;
     let requests = 0;
     for (; requests < 80 && !hit; requests++) {
-      const res = await gw.infer(body);
+      const res = await t.gw.infer(body);
       expect(res.status).toBe(200);
       if (res.body.cached) hit = res.body;
       else expect(res.body.data.text).toBe('Paris is the capital of France.');
       // The judge runs off the request path: let it finish before the next request.
-      await anthropic.waitForRequests(requests + (res.body.cached ? 0 : 1), '/v1/messages', 5_000);
+      await t.fakes.anthropic.waitForRequests(requests + (res.body.cached ? 0 : 1), '/v1/messages', 5_000);
     }
     // Judged the same, the reworded answers taught the first entry instead of becoming entries of their own.
     expect(hit).toMatchObject({ cached: true, data: { text: `echo: ${QUESTION}` } });
-    expect(anthropic.count('/v1/messages')).toBe(requests - 1);
+    expect(t.fakes.anthropic.count('/v1/messages')).toBe(requests - 1);
     expect(requests - 1).toBeGreaterThanOrEqual(MIN_OBSERVATIONS);
-    const asked = JSON.stringify(anthropic.requests[0].body);
+    const asked = JSON.stringify(t.fakes.anthropic.requests[0].body);
     for (const part of [QUESTION, `echo: ${QUESTION}`, 'Paris is the capital of France.', 'Reply with one word: YES']) expect(asked).toContain(part);
   });
 
@@ -290,20 +261,20 @@ describe('POST /v1/inference: semantic cache with a model as judge', () => {
     const question = 'Which river flows through Paris?';
     const body = chat({ cache_delta: 0.3 }, { prompts: [question] });
     const stored = await entries();
-    expect((await gw.infer(body)).body.data.text).toBe(`echo: ${question}`);
+    expect((await t.gw.infer(body)).body.data.text).toBe(`echo: ${question}`);
     await eventually(async () => (await entries()) === stored + 1, 5_000, 'the first entry');
     await settled();
-    const judgedBefore = anthropic.count('/v1/messages'); // the new prompt was compared with the first test's entry
-    openai.failNext(completion('The Seine.') as any, 100, '/chat/completions');
-    anthropic.failNext(verdict('NO') as any, 100, '/v1/messages');
+    const judgedBefore = t.fakes.anthropic.count('/v1/messages'); // the new prompt was compared with the first test's entry
+    t.fakes.openai.failNext(completion('The Seine.') as any, 100, '/chat/completions');
+    t.fakes.anthropic.failNext(verdict('NO') as any, 100, '/v1/messages');
     const rounds = MIN_OBSERVATIONS * 3;
     for (let i = 0; i < rounds; i++) {
-      const res = await gw.infer(body);
+      const res = await t.gw.infer(body);
       expect(res.body).toMatchObject({ cached: false, data: { text: 'The Seine.' } });
-      await anthropic.waitForRequests(judgedBefore + i + 1, '/v1/messages', 5_000);
+      await t.fakes.anthropic.waitForRequests(judgedBefore + i + 1, '/v1/messages', 5_000);
     }
     // A wrong answer seen at similarity 1 means the entry never answers a prompt this close again
     // (the reworded answer makes no entry of its own: its vector is the same).
-    expect(anthropic.count('/v1/messages') - judgedBefore).toBe(rounds);
+    expect(t.fakes.anthropic.count('/v1/messages') - judgedBefore).toBe(rounds);
   });
 });

@@ -149,29 +149,51 @@ interface StartedFake {
 }
 
 /**
- * For a describe block: a provider fake and a gateway in front of it (API, and one in-process
- * worker unless `worker: false`), torn down after the block; the fake is reset before each test.
- * `envFor` gives the gateway the variables that point it at the fake.
+ * For a describe block: provider fakes and a gateway in front of them (API, and one in-process
+ * worker unless `worker: false`), torn down after the block; every fake is reset before each
+ * test. `start` names each fake's starter; `envFor` gives the gateway the variables that point
+ * it at them.
  */
+export function useGatewayWithFakes<T extends Record<string, StartedFake>>(
+  start: { [K in keyof T]: () => Promise<T[K]> },
+  envFor: (fakes: T) => Record<string, string>,
+  env: Record<string, string> = {},
+  options: { worker?: boolean } = {},
+): { fakes: T; gw: GatewayHarness } {
+  const ctx = {} as { fakes: T; gw: GatewayHarness };
+  const all = (): StartedFake[] => (ctx.fakes ? Object.values(ctx.fakes) : []);
+  beforeAll(async () => {
+    const names = Object.keys(start) as Array<keyof T>;
+    const started = await Promise.all(names.map((name) => start[name]()));
+    ctx.fakes = Object.fromEntries(names.map((name, i) => [name, started[i]])) as unknown as T;
+    ctx.gw = new GatewayHarness({ ...envFor(ctx.fakes), ...env });
+    await ctx.gw.startApi();
+    if (options.worker !== false) await ctx.gw.startWorker();
+  });
+  afterAll(async () => {
+    await ctx.gw?.close();
+    await Promise.all(all().map((fake) => fake.close()));
+  });
+  beforeEach(() => all().forEach((fake) => fake.reset()));
+  return ctx;
+}
+
+/** The same with one fake, as `fake`. */
 export function useGatewayWithFake<F extends StartedFake>(
   startFake: () => Promise<F>,
   envFor: (fake: F) => Record<string, string>,
   env: Record<string, string> = {},
   options: { worker?: boolean } = {},
 ): { fake: F; gw: GatewayHarness } {
-  const ctx = {} as { fake: F; gw: GatewayHarness };
-  beforeAll(async () => {
-    ctx.fake = await startFake();
-    ctx.gw = new GatewayHarness({ ...envFor(ctx.fake), ...env });
-    await ctx.gw.startApi();
-    if (options.worker !== false) await ctx.gw.startWorker();
-  });
-  afterAll(async () => {
-    await ctx.gw?.close();
-    await ctx.fake?.close();
-  });
-  beforeEach(() => ctx.fake.reset());
-  return ctx;
+  const ctx = useGatewayWithFakes({ fake: startFake }, ({ fake }) => envFor(fake), env, options);
+  return {
+    get fake() {
+      return ctx.fakes.fake;
+    },
+    get gw() {
+      return ctx.gw;
+    },
+  };
 }
 
 /** The same with the OpenAI fake, the provider most tests speak to. */

@@ -208,6 +208,14 @@ function parseCallbackSecret(raw: string | undefined, problems: string[]): strin
   return secret;
 }
 
+/** `provider:model` with a provider of `providers` (the model trimmed), or undefined. */
+function providerModel<P extends string>(raw: string, providers: readonly P[]): { provider: P; model: string } | undefined {
+  const colon = raw.indexOf(':');
+  const provider = raw.slice(0, colon) as P;
+  const model = raw.slice(colon + 1);
+  return colon > 0 && model.length > 0 && providers.includes(provider) ? { provider, model: model.trim() } : undefined;
+}
+
 /** The builtin E5 extractor as a semantic cache embedder: by its name or its feature URI. */
 const E5_EMBEDDER = /^(?:mixpeek:\/\/)?text_extractor@v1(?:\/multilingual_e5_large_instruct_v1)?$/;
 
@@ -218,8 +226,8 @@ function parseSemanticCache(env: Env, read: EnvReader, problems: string[], e5: G
   if (raw !== undefined) {
     // The adapters with text embeddings (OpenAI or any OpenAI-compatible server at OPENAI_BASE_URL;
     // Vertex's multimodal embedding, whose text embedding shares its space), and the builtin E5.
-    const match = /^(openai|google):(.+)$/.exec(raw);
-    if (match) embedder = { provider: match[1] as 'openai' | 'google', model: match[2].trim() };
+    const named = providerModel(raw, ['openai', 'google'] as const);
+    if (named) embedder = named;
     else if (E5_EMBEDDER.test(raw)) {
       embedder = { provider: 'text_extractor', model: 'multilingual_e5_large_instruct_v1' };
       if (!e5.baseUrl) problems.push(`SEMANTIC_CACHE_EMBEDDER=${raw} needs E5_BASE_URL (the text-embedding server behind the builtin E5 extractor)`);
@@ -236,9 +244,8 @@ function parseSemanticCache(env: Env, read: EnvReader, problems: string[], e5: G
   const rawJudge = nonEmpty(env.SEMANTIC_CACHE_JUDGE);
   let judge: GatewayConfig['semanticCache']['judge'];
   if (rawJudge !== undefined && rawJudge !== 'exact') {
-    const match = /^(openai|anthropic|google):(.+)$/.exec(rawJudge);
-    if (match) judge = { provider: match[1] as 'openai' | 'anthropic' | 'google', model: match[2].trim() };
-    else problems.push(`SEMANTIC_CACHE_JUDGE=${rawJudge} must be exact or provider:model of a chat model (provider openai, anthropic or google), e.g. openai:gpt-4o-mini`);
+    judge = providerModel(rawJudge, ['openai', 'anthropic', 'google'] as const);
+    if (!judge) problems.push(`SEMANTIC_CACHE_JUDGE=${rawJudge} must be exact or provider:model of a chat model (provider openai, anthropic or google), e.g. openai:gpt-4o-mini`);
   }
   return {
     embedder,
