@@ -19,6 +19,10 @@
  *
  * Knobs (env): BENCH_DURATION_S (default 8), BENCH_WARMUP_S (default 2),
  * BENCH_THROUGHPUT_DURATION_S (default 10), REDIS_URL (default redis://127.0.0.1:6379).
+ * For A/B runs of two builds: BENCH_DIST (a build to run instead of dist/; it must sit inside
+ * the repository, e.g. tmp/ab-base/dist, so that it finds node_modules), BENCH_CELLS (which
+ * cells of A to run, e.g. `chat:1` or `chat:1,embedding:1`; default all) and
+ * BENCH_SKIP_THROUGHPUT=1 (no scenario B).
  */
 
 const crypto = require('node:crypto');
@@ -31,13 +35,16 @@ const { OpenAI } = require('openai');
 const autocannon = require('autocannon');
 
 const { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, setShuttingDown } = require('../support');
-const DIST = path.join(ROOT, 'dist');
+const DIST = process.env.BENCH_DIST ? path.resolve(ROOT, process.env.BENCH_DIST) : path.join(ROOT, 'dist');
 const OUT_DIR = path.join(__dirname, 'out');
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const DURATION_S = posNum(process.env.BENCH_DURATION_S, 8);
 const WARMUP_S = posNum(process.env.BENCH_WARMUP_S, 2);
 const THROUGHPUT_DURATION_S = posNum(process.env.BENCH_THROUGHPUT_DURATION_S, 10);
 const CONCURRENCIES = [1, 64];
+/** `workload:concurrency` cells of scenario A to run (BENCH_CELLS), or null for all. */
+const CELLS = process.env.BENCH_CELLS ? new Set(process.env.BENCH_CELLS.split(',').map((c) => c.trim())) : null;
+const SKIP_THROUGHPUT = process.env.BENCH_SKIP_THROUGHPUT === '1';
 /** Before each cell: wait up to this long for a second with at most QUIET_BUSY_PERCENT busy. */
 const QUIET_MAX_WAIT_S = posNum(process.env.BENCH_QUIET_MAX_WAIT_S, 15);
 const QUIET_BUSY_PERCENT = 25;
@@ -644,6 +651,7 @@ async function main() {
   const rows = [];
   for (const workload of Object.keys(WORKLOADS)) {
     for (const concurrency of CONCURRENCIES) {
+      if (CELLS && !CELLS.has(`${workload}:${concurrency}`)) continue;
       const quiet = await waitForQuiet(`${workload} c=${concurrency}`);
       log(`A: ${workload} c=${concurrency}: direct...`);
       const direct = await runDirect(stack.fake.url, workload, concurrency, DURATION_S, pids);
@@ -669,6 +677,21 @@ async function main() {
     }
   }
   await stopStack(stack);
+
+  if (CELLS || SKIP_THROUGHPUT) {
+    // A partial run (A/B comparisons): scenario A's cells only, no targets verdict.
+    const partial = { machine, settings, dist: path.relative(ROOT, DIST), latency20: { fake_latency_ms: 20, rows } };
+    fs.mkdirSync(OUT_DIR, { recursive: true });
+    fs.writeFileSync(path.join(OUT_DIR, 'results-partial.json'), JSON.stringify(partial, null, 2) + '\n');
+    const out = [`build: ${partial.dist}`, '', '| workload | c | direct p50 ms | gateway p50 exact ms | added p50 ms | added p50 exact ms | added p99 ms | gateway req/s |', '|---|---:|---:|---:|---:|---:|---:|---:|'];
+    for (const r of rows) {
+      out.push(
+        `| ${r.workload} | ${r.concurrency} | ${fmt(r.direct.latency_ms.p50)} | ${fmt(r.gateway.latency_ms_exact.p50)} | ${signed(r.added_ms.p50)} | ${signed(r.added_ms_exact.p50)} | ${signed(r.added_ms.p99)} | ${fmt(r.gateway.requests_per_s, 1)} |`,
+      );
+    }
+    process.stdout.write(out.join('\n') + '\n');
+    return;
+  }
 
   // Scenario B: a fresh fake (latency 0) + API + worker on a new prefix.
   stack = await startStack(0);
