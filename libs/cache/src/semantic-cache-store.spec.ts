@@ -1,9 +1,21 @@
 import IORedis from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { decodeObservations, encodeObservation, SemanticCacheStore } from './semantic-cache-store';
-import { normalize } from './vector-index';
+import { decodeObservations, decodeVector, encodeObservation, encodeVector, SemanticCacheStore, storedDot } from './semantic-cache-store';
+import { dot, normalize, seededRandom } from './vector-index';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+/** A random unit vector (Gaussian components), like an embedding's. */
+function randomUnit(random: () => number, dims: number): Float32Array {
+  const v = new Float32Array(dims);
+  for (let i = 0; i < dims; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(Math.max(random(), 1e-12)));
+    const a = 2 * Math.PI * random();
+    v[i] = r * Math.cos(a);
+    if (i + 1 < dims) v[i + 1] = r * Math.sin(a);
+  }
+  return normalize(v);
+}
 
 /** A unit vector along axis `i` tilted by `cos` towards axis i+1: similarity to axis i is `cos`. */
 function near(i: number, cos = 1, dims = 16): Float32Array {
@@ -106,6 +118,40 @@ describe('SemanticCacheStore (real Redis)', () => {
     expect(found!.scope).toBeDefined();
     expect(found!.scope!.t).toBeGreaterThan(0.8);
     expect(found!.scope!.t).toBeLessThan(0.95);
+  });
+
+  it('reads entries stored as plain float32 by earlier releases, with their exact similarity', async () => {
+    const a = new SemanticCacheStore(redis, prefix, { ttlMs: 60_000, maxEntries: 10 });
+    const id = await a.insert('legacy', near(4), JSON.stringify({ text: 'new format' }));
+    // Overwrite the stored vector with the float32 layout, as an earlier release wrote it.
+    const v = near(0, 0.8);
+    await redis.hset(`${prefix}:sc:{sc:legacy}:vec`, String(id), Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    const found = await new SemanticCacheStore(other, prefix, { ttlMs: 60_000, maxEntries: 10 }).nearest('legacy', near(0));
+    expect(found!.id).toBe(id);
+    expect(found!.similarity).toBeCloseTo(0.8, 6);
+  });
+
+  it('stores vectors as int8 with a scale: a quarter of the bytes, cosines within 1e-3 of the exact ones', () => {
+    const random = seededRandom(3);
+    let worst = 0;
+    for (let n = 0; n < 200; n++) {
+      const stored = randomUnit(random, 1536);
+      const query = randomUnit(random, 1536);
+      // A query near the stored vector, as a lookup's is (cosine ~0.9), and an unrelated one.
+      const nearQuery = normalize(stored.map((x, i) => 0.9 * x + 0.44 * query[i]));
+      const blob = encodeVector(stored);
+      expect(blob.length).toBe(4 + 1536);
+      for (const q of [query, nearQuery]) worst = Math.max(worst, Math.abs(storedDot(q, blob) - dot(q, stored)));
+      const decoded = decodeVector(blob, 1536)!;
+      expect(Math.abs(dot(decoded, nearQuery) - storedDot(nearQuery, blob))).toBeLessThan(1e-5);
+    }
+    expect(worst).toBeGreaterThan(0); // it is lossy ...
+    expect(worst).toBeLessThan(1e-3); // ... by less than this
+    // Exactly representable vectors come back exact; other widths are refused.
+    expect(storedDot(near(0, 0.9), encodeVector(near(0)))).toBeCloseTo(0.9, 6);
+    expect(decodeVector(encodeVector(near(0)), 8)).toBeNull();
+    expect(storedDot(near(0, 0.9, 8), encodeVector(near(0)))).toBeNaN();
+    expect(Array.from(decodeVector(encodeVector(new Float32Array(4)), 4)!)).toEqual([0, 0, 0, 0]);
   });
 
   it('packs observations in five characters', () => {

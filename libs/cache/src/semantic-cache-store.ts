@@ -3,7 +3,7 @@ import type { RedisClient } from '@lib/queue';
 import { Observation, ThresholdEstimate } from './logistic-fit';
 import { scopeBinOf, ScopeCounts, scopeEstimate } from './vcache-policy';
 import { INSERT_SCRIPT, OBSERVE_SCRIPT, SYNC_SCRIPT } from './semantic-cache-scripts';
-import { dot, normalize, VectorIndex } from './vector-index';
+import { normalize, VectorIndex } from './vector-index';
 
 export interface SemanticCacheStoreOptions {
   /** Entries expire this long after insertion (ms). */
@@ -13,7 +13,8 @@ export interface SemanticCacheStoreOptions {
   /**
    * A scope's index is checked against Redis at most this often (ms): an entry another worker
    * just inserted may stay unseen this long (a miss that could have been a hit, never a wrong
-   * answer: observations and vectors are always read fresh). @defaultValue 0 (every lookup)
+   * answer: an entry's observations and vectors are always read fresh). The scope's pooled
+   * observation counts are re-read as often. @defaultValue 0 (every lookup)
    */
   syncIntervalMs?: number;
 }
@@ -21,7 +22,7 @@ export interface SemanticCacheStoreOptions {
 /** The nearest live entry of a scope, with what the decision needs. */
 export interface Neighbour {
   id: number;
-  /** Exact cosine similarity on the full vectors. */
+  /** Cosine similarity on the full stored vector (int8: within ~3e-4 of the exact one for embeddings, see encodeVector). */
   similarity: number;
   observations: Observation[];
   /** The scope's pooled threshold curve, if it has one (see explorationProbabilityFor). */
@@ -47,6 +48,9 @@ interface ScopeState {
   applied: number;
   /** When the index was last brought up to date (ms). */
   syncedAt: number;
+  /** The scope's pooled curve as last read, and when (ms); re-read at most every syncIntervalMs. */
+  pooled?: ThresholdEstimate;
+  pooledAt: number;
   /** A full reload (a new scope for this process, or the log moved past it) runs off the request path. */
   loading?: Promise<void>;
   syncing?: Promise<void>;
@@ -59,6 +63,7 @@ interface ScopeState {
  */
 export class SemanticCacheStore {
   private readonly scopes = new Map<string, ScopeState>();
+  private readonly keyCache = new Map<string, Record<(typeof KEY_NAMES)[number], string>>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -77,22 +82,33 @@ export class SemanticCacheStore {
     if (candidates.length === 0) return null;
     const keys = this.keys(scope);
     const ids = candidates.map((c) => String(c.id));
-    const results = await this.redis.pipeline().hmgetBuffer(keys.vec, ...ids).hmget(keys.obs, ...ids).zmscore(keys.born, ...ids).hgetall(keys.glob).exec();
+    // The pooled counts change with every observation of the scope but move its curve slowly:
+    // read them at most every syncIntervalMs (entries' own observations are always read fresh).
+    const now = Date.now();
+    const readPooled = now - state.pooledAt >= (this.options.syncIntervalMs ?? 0);
+    const pipeline = this.redis.pipeline().hmgetBuffer(keys.vec, ...ids).hmget(keys.obs, ...ids).zmscore(keys.born, ...ids);
+    if (readPooled) pipeline.hgetall(keys.glob);
+    const results = await pipeline.exec();
     const [vectors, observations, born, glob] = (results ?? []).map(([err, value]) => (err ? [] : value)) as [
       Array<Buffer | null>,
       Array<string | null>,
       Array<string | null>,
-      Record<string, string>,
+      Record<string, string> | undefined,
     ];
-    const expiredBefore = Date.now() - this.options.ttlMs;
+    if (readPooled && glob) {
+      state.pooled = scopeEstimate(decodeScopeCounts(glob));
+      state.pooledAt = now;
+    }
+    const expiredBefore = now - this.options.ttlMs;
     let best: Neighbour | null = null;
     candidates.forEach((c, i) => {
       const blob = vectors[i];
       if (!blob || born[i] === null || Number(born[i]) <= expiredBefore) return;
-      const similarity = dot(query, bufferToVector(blob));
+      const similarity = storedDot(query, blob);
+      if (Number.isNaN(similarity)) return;
       if (!best || similarity > best.similarity) best = { id: c.id, similarity, observations: decodeObservations(observations[i] ?? '') };
     });
-    if (best) (best as Neighbour).scope = scopeEstimate(decodeScopeCounts(glob));
+    if (best) (best as Neighbour).scope = state.pooled;
     return best;
   }
 
@@ -107,8 +123,7 @@ export class SemanticCacheStore {
 
   async insert(scope: string, vector: Float32Array, answer: string): Promise<number> {
     const k = this.keys(scope);
-    const blob = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength);
-    const args = [blob, answer, Date.now(), this.options.ttlMs, this.options.maxEntries, this.options.maxEntries + 1024, randomBytes(8).toString('hex')];
+    const args = [encodeVector(vector), answer, Date.now(), this.options.ttlMs, this.options.maxEntries, this.options.maxEntries + 1024, randomBytes(8).toString('hex')];
     return Number(await INSERT_SCRIPT.run(this.redis, [k.seq, k.vec, k.ans, k.obs, k.lru, k.born, k.log, k.meta, k.glob, k.vh], args));
   }
 
@@ -126,7 +141,7 @@ export class SemanticCacheStore {
       this.scopes.delete(scope);
       this.scopes.set(scope, state);
     } else {
-      state = { index: new VectorIndex(dims), epoch: '', applied: 0, syncedAt: 0 };
+      state = { index: new VectorIndex(dims), epoch: '', applied: 0, syncedAt: 0, pooledAt: 0 };
       this.scopes.set(scope, state);
       if (this.scopes.size > MAX_SCOPES) this.scopes.delete(this.scopes.keys().next().value!);
     }
@@ -169,7 +184,7 @@ export class SemanticCacheStore {
       }
       if (added.length > 0) {
         const blobs = await this.redis.hmgetBuffer(k.vec, ...added);
-        added.forEach((id, i) => blobs[i] && state.index.add(Number(id), bufferToVector(blobs[i]!)));
+        added.forEach((id, i) => blobs[i] && addStored(state.index, Number(id), blobs[i]!));
       }
       state.applied = end;
       if (events.length < SYNC_BATCH) return;
@@ -183,21 +198,79 @@ export class SemanticCacheStore {
     do {
       const [next, flat] = await this.redis.hscanBuffer(k.vec, cursor, 'COUNT', 500);
       cursor = next.toString();
-      for (let i = 0; i + 1 < flat.length; i += 2) state.index.add(Number(flat[i].toString()), bufferToVector(flat[i + 1]));
+      for (let i = 0; i + 1 < flat.length; i += 2) addStored(state.index, Number(flat[i].toString()), flat[i + 1]);
     } while (cursor !== '0');
   }
 
   private keys(scope: string): Record<(typeof KEY_NAMES)[number], string> {
-    const base = `${this.prefix}:sc:{sc:${scope}}`;
-    return Object.fromEntries(KEY_NAMES.map((name) => [name, `${base}:${name}`])) as Record<(typeof KEY_NAMES)[number], string>;
+    let keys = this.keyCache.get(scope);
+    if (!keys) {
+      const base = `${this.prefix}:sc:{sc:${scope}}`;
+      keys = Object.fromEntries(KEY_NAMES.map((name) => [name, `${base}:${name}`])) as Record<(typeof KEY_NAMES)[number], string>;
+      if (this.keyCache.size >= 4 * MAX_SCOPES) this.keyCache.clear();
+      this.keyCache.set(scope, keys);
+    }
+    return keys;
   }
 }
 
-/** Vectors are stored as little-endian float32 (every platform Node runs on here). */
-export function bufferToVector(blob: Buffer): Float32Array {
-  const copy = new Float32Array(blob.length / 4);
-  new Uint8Array(copy.buffer).set(blob);
-  return copy;
+/**
+ * Stored vectors are int8 with one scale per vector: a little-endian float32 scale (the largest
+ * |component| / 127), then one signed byte per component. A quarter of float32's bytes: every
+ * lookup reads its candidates' vectors from Redis, and those bytes (48 KB for 8 candidates of
+ * 1,536 float32 dimensions) were what set off the garbage collector's full collections in a
+ * busy worker, the tail of the decision time. Rounding moves a component by at most scale / 2,
+ * so a cosine with a unit query moves by about max|v| / 440 (standard deviation): 2e-4 for an
+ * embedding of 1,536 dimensions, under the 1e-4 steps observations are stored in only by a
+ * factor of two, and far under the 0.01 bins the policy pools them in. Entries written as plain
+ * float32 (4 bytes a dimension, by earlier releases) are still read.
+ */
+export function encodeVector(vector: Float32Array): Buffer {
+  let max = 0;
+  for (let i = 0; i < vector.length; i++) max = Math.max(max, Math.abs(vector[i]));
+  const scale = max > 0 ? max / 127 : 1;
+  const blob = Buffer.allocUnsafe(4 + vector.length);
+  blob.writeFloatLE(scale, 0);
+  const inv = 1 / blob.readFloatLE(0);
+  for (let i = 0; i < vector.length; i++) blob.writeInt8(Math.max(-127, Math.min(127, Math.round(vector[i] * inv))), 4 + i);
+  return blob;
+}
+
+/** A stored vector of `dims` dimensions (int8 or legacy float32), or null when the blob has another width. */
+export function decodeVector(blob: Buffer, dims: number): Float32Array | null {
+  const out = new Float32Array(dims);
+  if (blob.length === 4 + dims) {
+    const scale = blob.readFloatLE(0);
+    const q8 = new Int8Array(blob.buffer, blob.byteOffset + 4, dims);
+    for (let i = 0; i < dims; i++) out[i] = q8[i] * scale;
+    return out;
+  }
+  if (blob.length === 4 * dims) {
+    new Uint8Array(out.buffer).set(blob);
+    return out;
+  }
+  return null;
+}
+
+/** query · stored vector, read straight from the blob (no copy); NaN when the widths differ. */
+export function storedDot(query: Float32Array, blob: Buffer): number {
+  const dims = query.length;
+  let sum = 0;
+  if (blob.length === 4 + dims) {
+    const q8 = new Int8Array(blob.buffer, blob.byteOffset + 4, dims);
+    for (let i = 0; i < dims; i++) sum += query[i] * q8[i];
+    return sum * blob.readFloatLE(0);
+  }
+  if (blob.length === 4 * dims) {
+    for (let i = 0; i < dims; i++) sum += query[i] * blob.readFloatLE(4 * i);
+    return sum;
+  }
+  return NaN;
+}
+
+function addStored(index: VectorIndex, id: number, blob: Buffer): void {
+  const vector = decodeVector(blob, index.dims);
+  if (vector) index.add(id, vector);
 }
 
 export function vectorOf(values: readonly number[]): Float32Array {

@@ -124,8 +124,14 @@ export class VectorIndex {
     const rows = this.shortlist(simHash(projected), Math.max(SHORTLIST, 4 * k));
     const q = this.exact ? query : normalize(projected);
     const w = this.width;
+    const m = this.matrix;
     const scored: Candidate[] = [];
-    for (const row of rows) scored.push({ id: this.ids[row], score: dot(this.matrix.subarray(row * w, (row + 1) * w), q) });
+    for (const row of rows) {
+      // Inline, not dot(subarray): a view per row is garbage on every lookup.
+      let score = 0;
+      for (let i = 0, off = row * w; i < w; i++, off++) score += m[off] * q[i];
+      scored.push({ id: this.ids[row], score });
+    }
     return scored.sort((a, b) => b.score - a.score).slice(0, k);
   }
 
