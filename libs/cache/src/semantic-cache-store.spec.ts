@@ -1,6 +1,6 @@
 import IORedis from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { decodeObservations, decodeVector, encodeObservation, encodeVector, SemanticCacheStore, storedDot } from './semantic-cache-store';
+import { decodeObservations, decodeVector, encodeObservation, encodeVector, SemanticCacheStore, storedDot, toHalf } from './semantic-cache-store';
 import { dot, normalize, seededRandom } from './vector-index';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -131,27 +131,48 @@ describe('SemanticCacheStore (real Redis)', () => {
     expect(found!.similarity).toBeCloseTo(0.8, 6);
   });
 
-  it('stores vectors as int8 with a scale: a quarter of the bytes, cosines within 1e-3 of the exact ones', () => {
+  it('stores vectors as float16: half the bytes, cosines within 1e-4 of the exact ones, a vector with its own copy at 1', () => {
     const random = seededRandom(3);
     let worst = 0;
     for (let n = 0; n < 200; n++) {
       const stored = randomUnit(random, 1536);
+      // A few large components, as some embedders' vectors have: the precision must not depend on them.
+      if (n % 2 === 1) [3, 500, 1200].forEach((i) => (stored[i] = 0.4));
+      normalize(stored);
       const query = randomUnit(random, 1536);
       // A query near the stored vector, as a lookup's is (cosine ~0.9), and an unrelated one.
       const nearQuery = normalize(stored.map((x, i) => 0.9 * x + 0.44 * query[i]));
       const blob = encodeVector(stored);
-      expect(blob.length).toBe(4 + 1536);
+      expect(blob.length).toBe(2 * 1536);
       for (const q of [query, nearQuery]) worst = Math.max(worst, Math.abs(storedDot(q, blob) - dot(q, stored)));
+      // A prompt against its own stored vector: above the 1e-4 step (0.9999) its earlier
+      // observations were stored at, by far.
+      expect(storedDot(stored, blob)).toBeGreaterThan(1 - 1e-6);
       const decoded = decodeVector(blob, 1536)!;
-      expect(Math.abs(dot(decoded, nearQuery) - storedDot(nearQuery, blob))).toBeLessThan(1e-5);
+      expect(Math.abs(dot(decoded, nearQuery) - storedDot(nearQuery, blob))).toBeLessThan(1e-6);
     }
     expect(worst).toBeGreaterThan(0); // it is lossy ...
-    expect(worst).toBeLessThan(1e-3); // ... by less than this
+    expect(worst).toBeLessThan(1e-4); // ... by less than this
     // Exactly representable vectors come back exact; other widths are refused.
     expect(storedDot(near(0, 0.9), encodeVector(near(0)))).toBeCloseTo(0.9, 6);
-    expect(decodeVector(encodeVector(near(0)), 8)).toBeNull();
-    expect(storedDot(near(0, 0.9, 8), encodeVector(near(0)))).toBeNaN();
+    expect(decodeVector(encodeVector(near(0)), 12)).toBeNull();
+    expect(storedDot(near(0, 0.9, 12), encodeVector(near(0)))).toBeNaN();
     expect(Array.from(decodeVector(encodeVector(new Float32Array(4)), 4)!)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('converts to float16 by the standard: exact values, rounding to nearest even, subnormals, overflow', () => {
+    expect(toHalf(1)).toBe(0x3c00);
+    expect(toHalf(-2)).toBe(0xc000);
+    expect(toHalf(0.5)).toBe(0x3800);
+    expect(toHalf(0)).toBe(0);
+    expect(toHalf(65504)).toBe(0x7bff); // the largest finite half
+    expect(toHalf(1e6)).toBe(0x7c00); // overflow: infinity
+    expect(toHalf(2 ** -24)).toBe(0x0001); // the smallest subnormal
+    expect(toHalf(2 ** -14)).toBe(0x0400); // the smallest normal
+    expect(toHalf(1 + 2 ** -11)).toBe(0x3c00); // halfway, to even (down)
+    expect(toHalf(1 + 3 * 2 ** -11)).toBe(0x3c02); // halfway, to even (up)
+    expect(toHalf(1 + 2 ** -11 + 2 ** -20)).toBe(0x3c01); // over halfway: up
+    expect(toHalf(2 ** -26)).toBe(0); // under half the smallest subnormal
   });
 
   it('packs observations in five characters', () => {

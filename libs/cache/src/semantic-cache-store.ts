@@ -22,7 +22,7 @@ export interface SemanticCacheStoreOptions {
 /** The nearest live entry of a scope, with what the decision needs. */
 export interface Neighbour {
   id: number;
-  /** Cosine similarity on the full stored vector (int8: within ~3e-4 of the exact one for embeddings, see encodeVector). */
+  /** Cosine similarity on the full stored vector (float16: within ~1e-4 of the exact one, see encodeVector). */
   similarity: number;
   observations: Observation[];
   /** The scope's pooled threshold curve, if it has one (see explorationProbabilityFor). */
@@ -215,35 +215,30 @@ export class SemanticCacheStore {
 }
 
 /**
- * Stored vectors are int8 with one scale per vector: a little-endian float32 scale (the largest
- * |component| / 127), then one signed byte per component. A quarter of float32's bytes: every
- * lookup reads its candidates' vectors from Redis, and those bytes (48 KB for 8 candidates of
- * 1,536 float32 dimensions) were what set off the garbage collector's full collections in a
- * busy worker, the tail of the decision time. Rounding moves a component by at most scale / 2,
- * so a cosine with a unit query moves by about max|v| / 440 (standard deviation): 2e-4 for an
- * embedding of 1,536 dimensions, under the 1e-4 steps observations are stored in only by a
- * factor of two, and far under the 0.01 bins the policy pools them in. Entries written as plain
+ * Stored vectors are IEEE half precision (float16, little-endian): half of float32's bytes.
+ * Every lookup reads its candidates' vectors from Redis, and those bytes (48 KB for 8 candidates
+ * of 1,536 float32 dimensions) were what set off the garbage collector's full collections in a
+ * busy worker, the tail of the decision time. Half precision keeps 11 significant bits: a
+ * component moves by at most 2^-11 of itself, a cosine with a unit query by ~1e-5, and a
+ * prompt's cosine with its own stored vector stays within 1e-7 of 1 (storedDot divides by the
+ * rounded length), whatever the scale of the components. (int8 with a scale, a quarter of the
+ * bytes, was tried: a prompt's cosine with its own stored copy fell to 0.99996, under the 1e-4
+ * step its earlier observations are stored at, so a repeated prompt never counted as seen; and
+ * it gets worse with embedders whose vectors have a few large components.) Entries written as
  * float32 (4 bytes a dimension, by earlier releases) are still read.
  */
 export function encodeVector(vector: Float32Array): Buffer {
-  let max = 0;
-  for (let i = 0; i < vector.length; i++) max = Math.max(max, Math.abs(vector[i]));
-  const scale = max > 0 ? max / 127 : 1;
-  const blob = Buffer.allocUnsafe(4 + vector.length);
-  blob.writeFloatLE(scale, 0);
-  const inv = 1 / blob.readFloatLE(0);
-  for (let i = 0; i < vector.length; i++) blob.writeInt8(Math.max(-127, Math.min(127, Math.round(vector[i] * inv))), 4 + i);
+  const blob = Buffer.allocUnsafe(2 * vector.length);
+  for (let i = 0; i < vector.length; i++) blob.writeUInt16LE(toHalf(vector[i]), 2 * i);
   return blob;
 }
 
-/** A stored vector of `dims` dimensions (int8 or legacy float32), or null when the blob has another width. */
+/** A stored vector of `dims` dimensions (float16 or legacy float32), unit length, or null when the blob has another width. */
 export function decodeVector(blob: Buffer, dims: number): Float32Array | null {
   const out = new Float32Array(dims);
-  if (blob.length === 4 + dims) {
-    const scale = blob.readFloatLE(0);
-    const q8 = new Int8Array(blob.buffer, blob.byteOffset + 4, dims);
-    for (let i = 0; i < dims; i++) out[i] = q8[i] * scale;
-    return out;
+  if (blob.length === 2 * dims) {
+    for (let i = 0; i < dims; i++) out[i] = HALF_TO_FLOAT[blob[2 * i] | (blob[2 * i + 1] << 8)];
+    return normalize(out);
   }
   if (blob.length === 4 * dims) {
     new Uint8Array(out.buffer).set(blob);
@@ -252,14 +247,23 @@ export function decodeVector(blob: Buffer, dims: number): Float32Array | null {
   return null;
 }
 
-/** query · stored vector, read straight from the blob (no copy); NaN when the widths differ. */
+/**
+ * The cosine of the unit `query` with a stored vector, read straight from the blob (no copy);
+ * NaN when the widths differ. A float16 vector is divided by its own (rounded) length, so that
+ * the cosine of a prompt with its own stored vector misses 1 by the square of the rounding
+ * error, not by the error itself.
+ */
 export function storedDot(query: Float32Array, blob: Buffer): number {
   const dims = query.length;
   let sum = 0;
-  if (blob.length === 4 + dims) {
-    const q8 = new Int8Array(blob.buffer, blob.byteOffset + 4, dims);
-    for (let i = 0; i < dims; i++) sum += query[i] * q8[i];
-    return sum * blob.readFloatLE(0);
+  if (blob.length === 2 * dims) {
+    let norm = 0;
+    for (let i = 0; i < dims; i++) {
+      const v = HALF_TO_FLOAT[blob[2 * i] | (blob[2 * i + 1] << 8)];
+      sum += query[i] * v;
+      norm += v * v;
+    }
+    return norm > 0 ? sum / Math.sqrt(norm) : 0;
   }
   if (blob.length === 4 * dims) {
     for (let i = 0; i < dims; i++) sum += query[i] * blob.readFloatLE(4 * i);
@@ -267,6 +271,46 @@ export function storedDot(query: Float32Array, blob: Buffer): number {
   }
   return NaN;
 }
+
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
+/** float32 -> float16 bits, rounded to nearest even (subnormals kept, overflow to infinity). */
+export function toHalf(x: number): number {
+  F32[0] = x;
+  const bits = U32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = ((bits >>> 23) & 0xff) - 127 + 15;
+  let mant = bits & 0x7fffff;
+  if (exp >= 31) return sign | 0x7c00 | (((bits >>> 23) & 0xff) === 0xff && mant ? 0x200 : 0);
+  if (exp <= 0) {
+    if (exp < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - exp;
+    let half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && half & 1)) half++;
+    return sign | half;
+  }
+  let half = sign | (exp << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // A carry out of the mantissa moves into the exponent: the right result, up to infinity.
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
+  return half;
+}
+
+function fromHalf(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** Every float16 bit pattern's value (256 KiB, built once). */
+const HALF_TO_FLOAT = Float32Array.from({ length: 1 << 16 }, (_, h) => fromHalf(h));
 
 function addStored(index: VectorIndex, id: number, blob: Buffer): void {
   const vector = decodeVector(blob, index.dims);

@@ -1,3 +1,5 @@
+import { CODE_WORDS, HammingCodes } from './hamming-codes';
+
 /** A nearest-neighbour candidate: the entry id and its (approximate) cosine similarity. */
 export interface Candidate {
   id: number;
@@ -8,7 +10,6 @@ export interface Candidate {
 export const PROJECTED_DIMS = 128;
 /** Codes of stage one the second stage ranks by dot product (at least 4k). */
 export const SHORTLIST = 64;
-const CODE_WORDS = PROJECTED_DIMS / 32;
 /** Seed of the projection matrix: fixed, so that every process projects alike. */
 const PROJECTION_SEED = 0x5eed;
 
@@ -57,16 +58,21 @@ export class VectorIndex {
   readonly width: number;
   private readonly projection: Float32Array;
   private matrix: Float32Array;
-  private codes: Int32Array;
+  private readonly codes: HammingCodes;
   private ids: number[] = [];
   private readonly rowOf = new Map<number, number>();
 
-  constructor(readonly dims: number, initialCapacity = 1024) {
+  /** `useWasm`: false forces stage one's JavaScript scan (tests compare the two). */
+  constructor(
+    readonly dims: number,
+    initialCapacity = 1024,
+    useWasm = true,
+  ) {
     this.exact = dims <= PROJECTED_DIMS;
     this.width = this.exact ? dims : PROJECTED_DIMS;
     this.projection = gaussianMatrix(PROJECTED_DIMS, dims, PROJECTION_SEED);
     this.matrix = new Float32Array(initialCapacity * this.width);
-    this.codes = new Int32Array(initialCapacity * CODE_WORDS);
+    this.codes = new HammingCodes(initialCapacity, useWasm);
   }
 
   get size(): number {
@@ -85,13 +91,10 @@ export class VectorIndex {
       const grown = new Float32Array(this.matrix.length * 2);
       grown.set(this.matrix);
       this.matrix = grown;
-      const codes = new Int32Array(this.codes.length * 2);
-      codes.set(this.codes);
-      this.codes = codes;
     }
     const projected = this.project(vector);
     this.matrix.set(this.exact ? vector : normalize(projected), row * this.width);
-    this.codes.set(simHash(projected), row * CODE_WORDS);
+    this.codes.set(row, simHash(projected));
     this.ids.push(id);
     this.rowOf.set(id, row);
   }
@@ -104,7 +107,7 @@ export class VectorIndex {
     if (row !== last) {
       const moved = this.ids[last];
       this.matrix.copyWithin(row * this.width, last * this.width, (last + 1) * this.width);
-      this.codes.copyWithin(row * CODE_WORDS, last * CODE_WORDS, (last + 1) * CODE_WORDS);
+      this.codes.move(last, row);
       this.ids[row] = moved;
       this.rowOf.set(moved, row);
     }
@@ -121,7 +124,7 @@ export class VectorIndex {
   search(query: Float32Array, k: number): Candidate[] {
     if (query.length !== this.dims || this.ids.length === 0) return [];
     const projected = this.project(query);
-    const rows = this.shortlist(simHash(projected), Math.max(SHORTLIST, 4 * k));
+    const rows = this.codes.nearest(simHash(projected), this.ids.length, Math.max(SHORTLIST, 4 * k));
     const q = this.exact ? query : normalize(projected);
     const w = this.width;
     const m = this.matrix;
@@ -133,39 +136,6 @@ export class VectorIndex {
       scored.push({ id: this.ids[row], score });
     }
     return scored.sort((a, b) => b.score - a.score).slice(0, k);
-  }
-
-  /** Stage one: the rows whose codes are nearest to `code` in Hamming distance. */
-  private shortlist(code: Int32Array, size: number): number[] {
-    const codes = this.codes;
-    const n = this.ids.length;
-    const top = new Int32Array(size).fill(-1);
-    const dist = new Int32Array(size).fill(PROJECTED_DIMS + 1);
-    const [q0, q1, q2, q3] = code;
-    const bits = POPCOUNT16;
-    let worst = PROJECTED_DIMS + 1;
-    for (let row = 0, off = 0; row < n; row++, off += CODE_WORDS) {
-      // Hamming distance by 16-bit table lookups: 2.5 times the speed of SWAR popcounts here.
-      const a = codes[off] ^ q0;
-      const b = codes[off + 1] ^ q1;
-      const c = codes[off + 2] ^ q2;
-      const e = codes[off + 3] ^ q3;
-      const d =
-        bits[a & 0xffff] + bits[a >>> 16] + bits[b & 0xffff] + bits[b >>> 16] + bits[c & 0xffff] + bits[c >>> 16] + bits[e & 0xffff] + bits[e >>> 16];
-      if (d >= worst) continue;
-      let j = size - 1;
-      while (j > 0 && dist[j - 1] > d) {
-        dist[j] = dist[j - 1];
-        top[j] = top[j - 1];
-        j--;
-      }
-      dist[j] = d;
-      top[j] = row;
-      worst = dist[size - 1];
-    }
-    const rows: number[] = [];
-    for (let j = 0; j < size && top[j] >= 0; j++) rows.push(top[j]);
-    return rows;
   }
 
   /** The vector through the projection (not normalised). */
@@ -188,15 +158,6 @@ function simHash(projected: Float32Array): Int32Array {
   for (let i = 0; i < PROJECTED_DIMS; i++) if (projected[i] > 0) code[i >>> 5] |= 1 << (i & 31);
   return code;
 }
-
-function popcount(x: number): number {
-  x = x - ((x >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}
-
-/** Set bits of every 16-bit value (64 KiB, built once). */
-const POPCOUNT16 = Uint8Array.from({ length: 1 << 16 }, (_, i) => popcount(i));
 
 /** rows x cols standard normal entries (Box-Muller over the seeded PRNG). */
 function gaussianMatrix(rows: number, cols: number, seed: number): Float32Array {
