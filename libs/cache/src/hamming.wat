@@ -1,5 +1,6 @@
-;; Stage one of VectorIndex.search: Hamming distances of 128-bit codes by WebAssembly SIMD
-;; (i8x16.popcnt), and the rows at or under a cut-off distance. Compiled into hamming-wasm.ts.
+;; The hot loops of VectorIndex in WebAssembly SIMD: the random projection of a vector, and
+;; stage one of the search (Hamming distances of 128-bit codes by i8x16.popcnt, then the rows at
+;; or under a cut-off distance). Compiled into HAMMING_WASM_BASE64 (hamming-codes.ts).
 (module
   (memory (export "memory") 1)
 
@@ -54,4 +55,36 @@
                 (local.set $count (i32.add (local.get $count) (i32.const 1)))))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
-    (local.get $count)))
+    (local.get $count))
+
+  ;; project(matrix, rows, dims, vec, out): out[r] = sum over i of matrix[r * dims + i] * vec[i],
+  ;; f32, for r < rows; dims is a multiple of 8 (rows zero-padded), addresses 16-byte aligned.
+  (func (export "project") (param $matrix i32) (param $rows i32) (param $dims i32) (param $vec i32) (param $out i32)
+    (local $r i32)
+    (local $v i32)
+    (local $vend i32)
+    (local $a v128)
+    (local $b v128)
+    (local.set $vend (i32.add (local.get $vec) (i32.shl (local.get $dims) (i32.const 2))))
+    (block $rdone
+      (loop $rnext
+        (br_if $rdone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $a (v128.const i32x4 0 0 0 0))
+        (local.set $b (v128.const i32x4 0 0 0 0))
+        (local.set $v (local.get $vec))
+        (block $idone
+          (loop $inext
+            (br_if $idone (i32.ge_u (local.get $v) (local.get $vend)))
+            (local.set $a (f32x4.add (local.get $a) (f32x4.mul (v128.load (local.get $matrix)) (v128.load (local.get $v)))))
+            (local.set $b (f32x4.add (local.get $b) (f32x4.mul (v128.load offset=16 (local.get $matrix)) (v128.load offset=16 (local.get $v)))))
+            (local.set $matrix (i32.add (local.get $matrix) (i32.const 32)))
+            (local.set $v (i32.add (local.get $v) (i32.const 32)))
+            (br $inext)))
+        (local.set $a (f32x4.add (local.get $a) (local.get $b)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2)))
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $a)) (f32x4.extract_lane 1 (local.get $a)))
+            (f32.add (f32x4.extract_lane 2 (local.get $a)) (f32x4.extract_lane 3 (local.get $a)))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rnext)))))
+

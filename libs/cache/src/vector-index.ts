@@ -1,4 +1,4 @@
-import { CODE_WORDS, HammingCodes } from './hamming-codes';
+import { CODE_WORDS, HammingCodes, Projector } from './hamming-codes';
 
 /** A nearest-neighbour candidate: the entry id and its (approximate) cosine similarity. */
 export interface Candidate {
@@ -56,7 +56,7 @@ export class VectorIndex {
   /** Exact (not projected) when the embedding is no wider than PROJECTED_DIMS. */
   readonly exact: boolean;
   readonly width: number;
-  private readonly projection: Float32Array;
+  private readonly projector: Projector;
   private matrix: Float32Array;
   private readonly codes: HammingCodes;
   private ids: number[] = [];
@@ -70,7 +70,7 @@ export class VectorIndex {
   ) {
     this.exact = dims <= PROJECTED_DIMS;
     this.width = this.exact ? dims : PROJECTED_DIMS;
-    this.projection = gaussianMatrix(PROJECTED_DIMS, dims, PROJECTION_SEED);
+    this.projector = projectorFor(dims, useWasm);
     this.matrix = new Float32Array(initialCapacity * this.width);
     this.codes = new HammingCodes(initialCapacity, useWasm);
   }
@@ -140,17 +140,21 @@ export class VectorIndex {
 
   /** The vector through the projection (not normalised). */
   private project(vector: Float32Array): Float32Array {
-    const out = new Float32Array(PROJECTED_DIMS);
-    const p = this.projection;
-    const d = this.dims;
-    for (let r = 0; r < PROJECTED_DIMS; r++) {
-      let s = 0;
-      const off = r * d;
-      for (let i = 0; i < d; i++) s += p[off + i] * vector[i];
-      out[r] = s;
-    }
-    return out;
+    return this.projector.project(vector);
   }
+}
+
+/** One projector per width and kind, shared by every index of that width (the matrix is fixed by PROJECTION_SEED). */
+const projectors = new Map<string, Projector>();
+
+function projectorFor(dims: number, useWasm: boolean): Projector {
+  const key = `${dims}:${useWasm}`;
+  let projector = projectors.get(key);
+  if (!projector) {
+    projector = new Projector(gaussianMatrix(PROJECTED_DIMS, dims, PROJECTION_SEED), PROJECTED_DIMS, dims, useWasm);
+    projectors.set(key, projector);
+  }
+  return projector;
 }
 
 function simHash(projected: Float32Array): Int32Array {
