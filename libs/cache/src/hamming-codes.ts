@@ -47,7 +47,7 @@ function instantiate(): HammingWasm | undefined {
 }
 
 /**
- * out = M · v for a fixed rows × dims matrix M, in WebAssembly (f32x4 multiply-adds: ~0.1 ms
+ * out = M · v for a fixed rows × dims matrix M, in WebAssembly (f32x4 multiply-adds: 0.04 ms
  * for 128 × 1,536, where the JavaScript loop took 0.65 ms) or, without it, in JavaScript. The
  * WebAssembly sums in float32 and in another order: its results differ from the JavaScript
  * ones by ~1e-6, and one process always uses the same of the two.
