@@ -1,9 +1,10 @@
 /**
- * The 128-bit SimHash codes of a VectorIndex and stage one of its search: the rows whose codes
- * are nearest the query's in Hamming distance. The scan runs in WebAssembly with SIMD popcounts
- * (`hamming.wat`), over codes kept in its memory: 100,000 codes in ~0.4 ms where the same scan
- * in JavaScript (16-bit popcount table) took 1.0 to 1.4 ms on the same machine. Where
- * WebAssembly SIMD is not available the JavaScript scan runs instead, with the same result.
+ * The hot loops of a VectorIndex, in WebAssembly SIMD (`hamming.wat`): its random projection
+ * (Projector), and its 128-bit SimHash codes with stage one of its search (HammingCodes): the
+ * rows whose codes are nearest the query's in Hamming distance, scanned with SIMD popcounts
+ * over codes kept in the module's memory: 100,000 codes in ~0.4 ms where the same scan in
+ * JavaScript (16-bit popcount table) took 1.0 to 1.4 ms on the same machine. Where WebAssembly
+ * SIMD is not available, JavaScript loops run instead, with the same results.
  */
 
 /** hamming.wat, compiled by wabt 1.0.37 (hamming-codes.spec.ts compiles the source again and compares). */
@@ -13,7 +14,7 @@ export const CODE_WORDS = 4;
 const CODE_BYTES = 4 * CODE_WORDS;
 const MAX_DISTANCE = 32 * CODE_WORDS;
 const WASM_PAGE = 65_536;
-/** Memory layout: the query's code, the distance histogram, then the codes; after them, scratch. */
+/** HammingCodes' memory: the query's code, the distance histogram, then the codes; after them, scratch. */
 const QUERY_AT = 0;
 const HIST_AT = 64;
 const CODES_AT = 1024;
@@ -39,7 +40,7 @@ function instantiate(): HammingWasm | undefined {
     try {
       compiled = WASM ? new WASM.Module(Buffer.from(HAMMING_WASM_BASE64, 'base64')) : null;
     } catch {
-      compiled = null; // no WebAssembly SIMD here: the JavaScript scan
+      compiled = null; // no WebAssembly SIMD here: the JavaScript loops
     }
   }
   if (!compiled || !WASM) return undefined;
