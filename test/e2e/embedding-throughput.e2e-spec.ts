@@ -1,20 +1,13 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type IORedis from 'ioredis';
 import { REDIS } from '@lib/queue';
 import { fakeEmbedding, type RecordedRequest } from '../fakes/openai-fake';
 import { useOpenAIGateway } from '../support/gateway-harness';
+import { limitsFile } from '../support/limits-file';
 
 const SMALL = 'text-embedding-3-small';
 
 /** A limits file of the test's own, in a temp folder removed by the OS. */
-function limitsFile(yaml: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-limits-'));
-  const file = path.join(dir, 'limits.yaml');
-  fs.writeFileSync(file, yaml);
-  return file;
-}
 const LARGE = 'text-embedding-3-large';
 
 /** What the fake answers for a text: the vector the client must get back, number for number. */

@@ -1,16 +1,6 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { GatewayMetrics } from '@lib/metrics';
 import { eventually, useOpenAIGateway } from '../support/gateway-harness';
-
-/** A limits file of the test's own, in a temp folder removed by the OS. */
-function limitsFile(yaml: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-limits-'));
-  const file = path.join(dir, 'limits.yaml');
-  fs.writeFileSync(file, yaml);
-  return file;
-}
+import { limitsFile } from '../support/limits-file';
 
 const chat = (model: string, prompt = 'hi') => ({ provider: 'openai', model, inputs: { prompts: [prompt] }, parameters: { max_tokens: 10 } });
 

@@ -7,6 +7,7 @@ import { TeiFake } from '../fakes/tei-fake';
 import { AnthropicFake } from '../fakes/anthropic-fake';
 import { VertexFake } from '../fakes/vertex-fake';
 import { parsePromText, sampleValue } from '../support/prom-text';
+import { limitsFile } from '../support/limits-file';
 
 const CHAT = '/chat/completions';
 const EMBED = '/embeddings';
@@ -132,6 +133,32 @@ describe('POST /v1/inference: semantic cache without an embedder', () => {
     expect(t.fake.count(EMBED)).toBe(0);
     const samples = parsePromText(await t.gw.workers[0].get(GatewayMetrics).metrics());
     expect(sampleValue(samples, 'gateway_cache_lookups_total', { kind: 'semantic', result: 'miss' })).toBe(MIN_OBSERVATIONS + 2);
+  });
+});
+
+/**
+ * The cache's own provider calls pass the shared rate limiter, admitted now or not at all: with
+ * the embedding model limited to 2 RPM (the first call is admitted, the next slot ~30 s away),
+ * every later lookup is a miss answered fresh, without calling the embedder (and without
+ * reserving its later slot: provider-limiter.spec.ts).
+ */
+describe('POST /v1/inference: semantic cache under the embedder model\'s rate limits', () => {
+  const t = useOpenAIGateway({
+    SEMANTIC_CACHE_EMBEDDER: 'openai:text-embedding-3-small',
+    RATE_LIMITS_FILE: limitsFile('providers:\n  openai:\n    headroom: 0.01\n    models:\n      text-embedding-3-small: { rpm: 2 }\n'),
+    WORKER_METRICS_PORT: '0',
+  });
+
+  it('embeds only while the limit has room: later requests are misses answered fresh at once', async () => {
+    for (let i = 0; i < 6; i++) {
+      const res = await t.gw.infer(chat({ cache_delta: 1 }));
+      expect(res.status).toBe(200);
+      expect(res.body.cached).toBe(false);
+    }
+    expect(t.fake.count(EMBED)).toBe(1);
+    expect(t.fake.count(CHAT)).toBe(6);
+    const samples = parsePromText(await t.gw.workers[0].get(GatewayMetrics).metrics());
+    expect(sampleValue(samples, 'gateway_cache_lookups_total', { kind: 'semantic', result: 'miss' })).toBe(6);
   });
 });
 

@@ -2,7 +2,9 @@ import { Provider, Task } from '@lib/contracts';
 import { GatewayConfig } from '@lib/config';
 import { answersMatch } from '@lib/cache';
 import { noMedia } from '@lib/providers';
+import { ProviderLimiter } from '@lib/ratelimit';
 import { AdapterRegistry } from './adapter-registry';
+import { runIfRoomNow } from './now-or-never';
 
 /** The longest a judge's call may take; it runs off the request path. */
 const JUDGE_TIMEOUT_MS = 15_000;
@@ -17,13 +19,15 @@ const NO_MEDIA = noMedia('the semantic cache judge');
  * Whether an explored (fresh) answer is the same as the cached one: the vCache observation.
  * By default (SEMANTIC_CACHE_JUDGE unset or `exact`) normalised text equality, or equality of
  * the parsed object for structured output. With `provider:model`, that chat model is asked; an
- * error, a timeout or a reply that is neither YES nor NO falls back to the exact comparison, so
- * a judge outage never teaches the cache anything the default would not.
+ * error, a timeout, a reply that is neither YES nor NO, or no room under the model's rate limits
+ * right now (runIfRoomNow) falls back to the exact comparison, so a judge outage never teaches
+ * the cache anything the default would not.
  */
 export class AnswerJudge {
   constructor(
     private readonly config: GatewayConfig,
     private readonly adapters: AdapterRegistry,
+    private readonly limiter: ProviderLimiter,
   ) {}
 
   async same(prompt: string, cached: Record<string, unknown>, fresh: Record<string, unknown>): Promise<boolean> {
@@ -34,7 +38,9 @@ export class AnswerJudge {
     const adapter = this.adapters.get(judge.provider as Provider);
     if (!adapter) return exact;
     try {
-      const out = await adapter.run(
+      const out = await runIfRoomNow(
+        this.limiter,
+        adapter,
         {
           provider: judge.provider as Provider,
           model: judge.model,

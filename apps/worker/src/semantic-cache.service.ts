@@ -6,8 +6,10 @@ import { REDIS, RedisClient } from '@lib/queue';
 import { GatewayMetrics } from '@lib/metrics';
 import { decide, Neighbour, SemanticCacheStore, semanticScopeOf, vectorOf } from '@lib/cache';
 import { TextExtractor } from '@lib/plugins';
+import { ProviderLimiter } from '@lib/ratelimit';
 import { AdapterRegistry } from './adapter-registry';
 import { AnswerJudge } from './answer-judge';
+import { runIfRoomNow } from './now-or-never';
 
 /**
  * What the processor does with a lookup: return `response` (served from cache), or run the
@@ -34,8 +36,8 @@ const E5_SIMILAR_PROMPTS_TASK = 'Given a question, retrieve questions that are s
  * own adapters, or the builtin E5 through its text-embedding server), the
  * nearest entry of the request's scope is found (SemanticCacheStore), and the vCache policy
  * (libs/cache/src/vcache-policy.ts) decides between the cached answer and a fresh call whose
- * answer then teaches the entry. Any failure of the cache (embedder error or timeout, Redis)
- * is a miss, never a failed or stalled request.
+ * answer then teaches the entry. Any failure of the cache (embedder error or timeout, no room
+ * under the embedder's rate limits right now, Redis) is a miss, never a failed or stalled request.
  */
 @Injectable()
 export class SemanticCacheService {
@@ -50,11 +52,12 @@ export class SemanticCacheService {
     @Inject(REDIS) redis: RedisClient,
     private readonly adapters: AdapterRegistry,
     private readonly metrics: GatewayMetrics,
+    private readonly limiter: ProviderLimiter,
   ) {
     const { embedder, ttlSeconds, maxEntries } = config.semanticCache;
     this.embedder = embedder ? `${embedder.provider}:${embedder.model}` : undefined;
     if (embedder?.provider === 'text_extractor') this.e5 = new TextExtractor(config);
-    this.judge = new AnswerJudge(config, adapters);
+    this.judge = new AnswerJudge(config, adapters, limiter);
     this.store = new SemanticCacheStore(redis, config.queuePrefix, { ttlMs: ttlSeconds * 1000, maxEntries, syncIntervalMs: SYNC_INTERVAL_MS });
   }
 
@@ -118,7 +121,8 @@ export class SemanticCacheService {
     if (!adapter) throw new Error(`the embedder's provider ${embedder.provider} is not configured on this worker`);
     // Vertex embeds text through its multimodal model (the first 32 tokens of the prompt).
     const task = embedder.provider === 'google' ? Task.MultimodalEmbedding : Task.Embedding;
-    return adapter.run({ provider: embedder.provider as Provider, model: embedder.model, task, inputs: { text: prompt }, parameters: {} }, { signal, media: NO_MEDIA });
+    const request = { provider: embedder.provider as Provider, model: embedder.model, task, inputs: { text: prompt }, parameters: {} };
+    return runIfRoomNow(this.limiter, adapter, request, { signal, media: NO_MEDIA });
   }
 
   private miss(lookup: SemanticLookup): SemanticLookup {

@@ -18,7 +18,8 @@
 
 /**
  * KEYS: n TAT keys, n send logs, n send sums, p pause keys, c concurrency sets.
- * ARGV: prepaid (0|1), n, p, c, leaseId, leaseTtlMs, concRetryMs, windowMs,
+ * ARGV: mode (0 | 1 prepaid | 2 now only: admitted now or refused, never a slot reserved for
+ *       later), n, p, c, leaseId, leaseTtlMs, concRetryMs, windowMs,
  *       n x (emission, tolerance, cost, cap), c x limit.
  * Returns {waitMs, state}: 0 admitted (sent is logged, lease taken); 1 slot reserved (sleep
  * waitMs, come back prepaid); 2 concurrency full, 3 paused, 4 the last minute's sends are at
@@ -28,6 +29,7 @@ export const RESERVE_LUA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prepaid = ARGV[1] == '1'
+local nowOnly = ARGV[1] == '2'
 local n, p, c = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local leaseId, leaseTtl, concRetry, windowMs = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local base = 8
@@ -70,6 +72,7 @@ end
 
 -- Within a millisecond is now: not worth a trip through the delayed set.
 if admit > now + 1 then
+  if nowOnly then return {math.ceil(admit - now), 1} end
   charge(admit)
   return {math.ceil(admit - now), 1}
 end

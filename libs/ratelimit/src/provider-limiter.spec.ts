@@ -137,6 +137,19 @@ describe('ProviderLimiter (real Redis)', () => {
     expect(slot(third, now) - now).toBeLessThan(2_600);
   });
 
+  it('a now-only call is admitted while there is room and refused without a reserved slot when not', async () => {
+    const w = limiter({ jitter_ms: 0, providers: { openai: { rpm: 60, headroom: 0.01 } } });
+    expect((await w.acquire(subject({ nowOnly: true }))).admitted).toBe(true);
+    const refused = await w.acquire(subject({ nowOnly: true }));
+    expect(refused).toMatchObject({ admitted: false, reason: 'rate', reserved: false });
+    // The refusal charged nothing: the next job's slot is one emission away (1010 ms), not two.
+    const now = Date.now();
+    const next = await w.acquire(subject());
+    expect(next).toMatchObject({ admitted: false, reserved: true });
+    expect(slot(next, now) - now).toBeGreaterThan(700);
+    expect(slot(next, now) - now).toBeLessThan(1_600);
+  });
+
   it('caps calls in flight across workers and frees a slot on settle', async () => {
     const [a, b] = [limiter({ providers: { openai: { concurrency: 2 } } }), limiter({ providers: { openai: { concurrency: 2 } } })];
     const one = await a.acquire(subject());

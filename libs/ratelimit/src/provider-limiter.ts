@@ -20,11 +20,16 @@ export interface LimitSubject {
   leaseId: string;
   /** The job already holds a reserved slot for this attempt: only pauses and concurrency are checked. */
   prepaid: boolean;
+  /**
+   * Admitted now or refused, never a slot reserved for later: for calls that have a fallback
+   * instead of a wait (the semantic cache's embedder and judge). A refusal charges nothing.
+   */
+  nowOnly?: boolean;
 }
 
 export type Admission =
   | { admitted: true; ticket: Ticket }
-  /** `reserved`: a slot is bought for the job at now + waitMs; come back then with prepaid. */
+  /** `reserved`: a slot is bought for the job at now + waitMs; come back then with prepaid (never with nowOnly). */
   | { admitted: false; waitMs: number; reason: WaitReason; reserved: boolean };
 
 /**
@@ -110,7 +115,7 @@ export class ProviderLimiter {
     };
     const keys = [...budgets.map((b) => b.key), ...budgets.map((b) => b.log), ...budgets.map((b) => b.sum), ...pauses, ...ticket.leaseKeys];
     const args = [
-      subject.prepaid ? 1 : 0,
+      subject.prepaid ? 1 : subject.nowOnly ? 2 : 0,
       budgets.length,
       pauses.length,
       leases.length,
@@ -123,7 +128,7 @@ export class ProviderLimiter {
     ];
     const [waitMs, state] = (await RESERVE.run(this.redis, keys, args)) as [number, number];
     if (state === 0) return { admitted: true, ticket };
-    return { admitted: false, waitMs, reason: REASONS[state] ?? 'rate', reserved: state === 1 };
+    return { admitted: false, waitMs, reason: REASONS[state] ?? 'rate', reserved: state === 1 && !subject.nowOnly };
   }
 
   /** Frees the concurrency lease and charges (or, where allowed, refunds) the token estimate's error. */
