@@ -162,6 +162,27 @@ describe('POST /v1/inference: semantic cache under the embedder model\'s rate li
   });
 });
 
+describe('POST /v1/inference: semantic cache when the embedder answers 429', () => {
+  const t = useOpenAIGateway({ SEMANTIC_CACHE_EMBEDDER: 'openai:text-embedding-3-small', WORKER_METRICS_PORT: '0' });
+
+  it('the lookup is a miss and the model is paused for every worker for its retry-after: no embedding is asked for meanwhile', async () => {
+    t.fake.failNext({ status: 429, headers: { 'retry-after': '30' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } }, 1, '/embeddings');
+    for (let i = 0; i < 4; i++) {
+      const res = await t.gw.infer(chat({ cache_delta: 1 }));
+      expect(res.status).toBe(200);
+      expect(res.body.cached).toBe(false);
+    }
+    // The 429 was the only embedding call: the pause kept the next three lookups from asking.
+    expect(t.fake.count(EMBED)).toBe(1);
+    expect(t.fake.count(CHAT)).toBe(4);
+    // A job of that model waits for the pause too (it is the limiter's, not the cache's).
+    const redis = t.gw.workers[0].get(REDIS);
+    const pauses = await redis.keys(`${t.gw.prefix}:*text-embedding-3-small:pause`);
+    expect(pauses).toHaveLength(1);
+    expect(await redis.pttl(pauses[0])).toBeGreaterThan(20_000);
+  });
+});
+
 /**
  * The other embedders: Vertex's multimodal model (text embedding) and the builtin E5 through its
  * text-embedding server. The chat model stays the OpenAI fake's; only the prompts' vectors come

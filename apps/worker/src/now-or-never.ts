@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { NormalizedRequest, Provider, queueForProvider } from '@lib/contracts';
-import { AdapterContext, AdapterResult, InferenceAdapter } from '@lib/providers';
+import { AdapterContext, AdapterResult, classifyProviderError, InferenceAdapter } from '@lib/providers';
 import { estimateTokens, ProviderLimiter, reportedTokens } from '@lib/ratelimit';
+import { DEFAULT_PAUSE_MS, MAX_PAUSE_MS, MIN_PAUSE_MS } from './rate-gate';
 
 /** Thrown when the limiter has no room for a call right now. */
 export class NoRoomNow extends Error {
@@ -15,8 +16,8 @@ export class NoRoomNow extends Error {
  * an answer) through the shared limiter like every job's, but never waits and never reserves a
  * later slot: admitted now, or NoRoomNow, and the caller falls back (a miss; the exact
  * comparison). So the cache cannot push a provider past its limits, and a limit that is busy
- * costs a lookup nothing but a miss. The call holds a concurrency lease while it runs, and its
- * reported tokens settle the estimate, as a job's do.
+ * costs a lookup nothing but a miss. The call holds a concurrency lease while it runs, its
+ * reported tokens settle the estimate, and a 429 pauses the model for everyone, as a job's do.
  */
 export async function runIfRoomNow(limiter: ProviderLimiter, adapter: Pick<InferenceAdapter, 'run'>, request: NormalizedRequest, ctx: AdapterContext): Promise<AdapterResult> {
   const queue = queueForProvider(request.provider as Provider);
@@ -28,6 +29,13 @@ export async function runIfRoomNow(limiter: ProviderLimiter, adapter: Pick<Infer
     const out = await adapter.run(request, ctx);
     reported = reportedTokens(out.tokensUsed);
     return out;
+  } catch (err) {
+    // A 429 pauses the model for every worker, as a job's does (its retry-after, or 1 s).
+    const { failure, retryAfterMs } = classifyProviderError(request.provider, err);
+    if (failure.error.code === 'provider_rate_limited') {
+      await limiter.pause(queue, request.model, Math.min(MAX_PAUSE_MS, Math.max(MIN_PAUSE_MS, retryAfterMs ?? DEFAULT_PAUSE_MS))).catch(() => undefined);
+    }
+    throw err;
   } finally {
     await limiter.settle(admission.ticket, reported).catch(() => undefined);
   }

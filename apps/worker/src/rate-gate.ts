@@ -6,11 +6,11 @@ import { GatewayMetrics } from '@lib/metrics';
 import { Admission, estimateTokens, ProviderLimiter, reportedTokens, Ticket } from '@lib/ratelimit';
 
 /** Without a provider hint, the first 429 pause lasts this long and doubles per repeat. */
-const DEFAULT_PAUSE_MS = 1_000;
+export const DEFAULT_PAUSE_MS = 1_000;
 /** Even "retry now" waits this long, so a burst of refused jobs does not come straight back. */
-const MIN_PAUSE_MS = 50;
+export const MIN_PAUSE_MS = 50;
 /** A provider's retry-after is honoured up to this long. */
-const MAX_PAUSE_MS = 10 * 60_000;
+export const MAX_PAUSE_MS = 10 * 60_000;
 
 /**
  * Between a job and its provider call: the shared limiter admits the call now, or the job
