@@ -37,6 +37,7 @@ export async function runIfRoomNow(limiter: ProviderLimiter, adapter: Pick<Infer
     }
     throw err;
   } finally {
-    await limiter.settle(admission.ticket, reported).catch(() => undefined);
+    // Off the caller's path: an embedding is on the request's.
+    void limiter.settle(admission.ticket, reported).catch(() => undefined);
   }
 }
