@@ -1,8 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { BatchCallbackJobData, batchViewOf, FINALIZE } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
+import { LuaScript } from '@lib/queue';
 import { BatchCompactor } from './batch-compactor.service';
 import { BatchQueues } from './batch-queues';
+
+const FINALIZE_SCRIPT = new LuaScript(FINALIZE);
 
 /**
  * Ends a settled batch (every line has an outcome): stamps its final status and finish time,
@@ -28,7 +31,7 @@ export class BatchFinalizer {
     const now = new Date();
     const expiresAt = new Date(now.getTime() + retention * 1000);
     await this.compactor.expire(id, expiresAt.getTime());
-    await redis.eval(FINALIZE, 5, keys.meta(id), keys.results(id), keys.pending(id), keys.queued(id), keys.lock(id), now.toISOString(), String(retention), String(2 * retention), expiresAt.toISOString());
+    await FINALIZE_SCRIPT.run(redis, [keys.meta(id), keys.results(id), keys.pending(id), keys.queued(id), keys.lock(id)], [now.toISOString(), String(retention), String(2 * retention), expiresAt.toISOString()]);
     const meta = await redis.hgetall(keys.meta(id));
     if (meta.finalized !== '1') return;
     if (meta.callback_url) {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { RedisClient } from '@lib/queue';
+import { LuaScript, RedisClient } from '@lib/queue';
 
 /** KEYS: lock. ARGV: token. Frees the lock only if this holder still has it. */
-const UNLOCK = `
+const UNLOCK = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-`;
+`);
 
 /** How long a holder that died keeps a batch locked (ms). */
 const LOCK_TTL_MS = 30_000;
@@ -21,6 +21,6 @@ export async function withBatchLock<T>(redis: RedisClient, key: string, work: ()
   try {
     return await work();
   } finally {
-    await redis.eval(UNLOCK, 1, key, token).catch(() => undefined);
+    await UNLOCK.run(redis, [key], [token]).catch(() => undefined);
   }
 }

@@ -2,7 +2,9 @@ import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { batchCallbackQueueName, BatchCallbackJobData, BatchKeys, BatchLineOutcome, InferenceJobData, QueueName, RECORD_LINES, recordLinesArgs } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { REDIS, RedisClient, RedisKeys } from '@lib/queue';
+import { LuaScript, REDIS, RedisClient, RedisKeys } from '@lib/queue';
+
+const RECORD_LINES_SCRIPT = new LuaScript(RECORD_LINES);
 
 /**
  * The BullMQ queues the batch machinery writes to from a worker process: every provider queue
@@ -26,7 +28,7 @@ export class BatchQueues implements BeforeApplicationShutdown {
   /** Records line outcomes (RECORD_LINES): returns [recorded, lines in the queue, settled 0|1, lines waiting to be fed]. */
   async record(id: string, outcomes: BatchLineOutcome[]): Promise<number[]> {
     const k = this.keys;
-    return (await this.redis.eval(RECORD_LINES, 4, k.meta(id), k.results(id), k.queued(id), k.pending(id), ...recordLinesArgs(outcomes))) as number[];
+    return (await RECORD_LINES_SCRIPT.run(this.redis, [k.meta(id), k.results(id), k.queued(id), k.pending(id)], recordLinesArgs(outcomes))) as number[];
   }
 
   provider(queue: QueueName): Queue<InferenceJobData> {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import { LuaScript } from '@lib/queue';
 
 type RedisLike = Redis | Cluster;
 
@@ -27,7 +28,7 @@ const BATCH = 1_000;
  * keys are rebuilt from the prefix: they carry the same hash tag, so the script stays in one
  * Cluster slot.
  */
-const PUT_LUA = `
+const PUT = new LuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idx, ttl, max, base = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -52,7 +53,7 @@ while excess > 0 do
 end
 redis.call('PEXPIRE', idx, ttl)
 return 0
-`;
+`);
 
 /**
  * Exact embedding cache: float32 vectors keyed by (provider, model, parameters, text) in
@@ -98,7 +99,7 @@ export class ExactCache {
     for (let i = 0; i < all.length; i += BATCH) {
       const batch = all.slice(i, i + BATCH);
       const keys = [`${base}index`, ...batch.map(([k]) => k)];
-      await this.redis.eval(PUT_LUA, keys.length, ...keys, this.options.ttlSeconds * 1000, this.options.maxEntries, base, ...batch.map(([, v]) => v));
+      await PUT.run(this.redis, keys, [this.options.ttlSeconds * 1000, this.options.maxEntries, base, ...batch.map(([, v]) => v)]);
     }
   }
 

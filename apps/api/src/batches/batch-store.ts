@@ -14,8 +14,10 @@ import {
   UPLOAD_END,
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { REDIS, RedisClient } from '@lib/queue';
+import { LuaScript, REDIS, RedisClient } from '@lib/queue';
 import { LocalDiskResultStore, ResultStore } from '@lib/cache';
+
+const SCRIPTS = { uploadChunk: new LuaScript(UPLOAD_CHUNK), recordLines: new LuaScript(RECORD_LINES), uploadEnd: new LuaScript(UPLOAD_END), stop: new LuaScript(STOP) };
 
 /** The API's reads and writes of batch state: Redis (layout: BatchKeys, scripts: batch-scripts) and result pages moved to BATCH_RESULTS_DIR. */
 @Injectable()
@@ -44,22 +46,22 @@ export class BatchStore {
 
   /** Counts `lines` more lines and queues the valid ones (JSON BatchPendingLine); false when the batch stopped meanwhile. */
   async pushChunk(id: string, lines: number, valid: string[]): Promise<boolean> {
-    return (await this.redis.eval(UPLOAD_CHUNK, 2, this.keys.meta(id), this.keys.pending(id), String(lines), ...valid)) === 1;
+    return (await SCRIPTS.uploadChunk.run(this.redis, [this.keys.meta(id), this.keys.pending(id)], [String(lines), ...valid])) === 1;
   }
 
   async record(id: string, outcomes: BatchLineOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    await this.redis.eval(RECORD_LINES, 4, this.keys.meta(id), this.keys.results(id), this.keys.queued(id), this.keys.pending(id), ...recordLinesArgs(outcomes));
+    await SCRIPTS.recordLines.run(this.redis, [this.keys.meta(id), this.keys.results(id), this.keys.queued(id), this.keys.pending(id)], recordLinesArgs(outcomes));
   }
 
   async endUpload(id: string): Promise<void> {
-    await this.redis.eval(UPLOAD_END, 1, this.keys.meta(id), new Date().toISOString());
+    await SCRIPTS.uploadEnd.run(this.redis, [this.keys.meta(id)], [new Date().toISOString()]);
   }
 
   /** CANCELING or FAILED; false when the batch had already settled or stopped. */
   async stop(id: string, status: BatchStatus.Canceling | BatchStatus.Failed, error?: ErrorDetail): Promise<boolean> {
     const now = new Date().toISOString();
-    return (await this.redis.eval(STOP, 1, this.keys.meta(id), status, now, error ? JSON.stringify(error) : '')) === 1;
+    return (await SCRIPTS.stop.run(this.redis, [this.keys.meta(id)], [status, now, error ? JSON.stringify(error) : ''])) === 1;
   }
 
   /**
