@@ -1,6 +1,6 @@
 import { GatewayMetrics } from '@lib/metrics';
 import { MIN_OBSERVATIONS } from '@lib/cache';
-import { eventually, useGatewayWithFakes, useOpenAIGateway } from '../support/gateway-harness';
+import { eventually, GatewayHarness, useGatewayWithFakes, useOpenAIGateway } from '../support/gateway-harness';
 import { REDIS } from '@lib/queue';
 import { OpenAIFake } from '../fakes/openai-fake';
 import { TeiFake } from '../fakes/tei-fake';
@@ -15,6 +15,15 @@ const PROMPT = 'What is the capital of France?';
 
 function chat(extra: Record<string, unknown> = {}, inputs: Record<string, unknown> = {}) {
   return { provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: [PROMPT], ...inputs }, enable_semantic_cache: true, ...extra };
+}
+
+/** Sends the same cache_delta 1 request `n` times: each must be answered, and none from cache. */
+async function allAnsweredFresh(gw: GatewayHarness, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await gw.infer(chat({ cache_delta: 1 }));
+    expect(res.status).toBe(200);
+    expect(res.body.cached).toBe(false);
+  }
 }
 
 /** enable_semantic_cache through HTTP -> queue -> worker (embedder: the OpenAI fake's embeddings, deterministic per text). */
@@ -150,11 +159,7 @@ describe('POST /v1/inference: semantic cache under the embedder model\'s rate li
   });
 
   it('embeds only while the limit has room: later requests are misses answered fresh at once', async () => {
-    for (let i = 0; i < 6; i++) {
-      const res = await t.gw.infer(chat({ cache_delta: 1 }));
-      expect(res.status).toBe(200);
-      expect(res.body.cached).toBe(false);
-    }
+    await allAnsweredFresh(t.gw, 6);
     expect(t.fake.count(EMBED)).toBe(1);
     expect(t.fake.count(CHAT)).toBe(6);
     const samples = parsePromText(await t.gw.workers[0].get(GatewayMetrics).metrics());
@@ -167,11 +172,7 @@ describe('POST /v1/inference: semantic cache when the embedder answers 429', () 
 
   it('the lookup is a miss and the model is paused for every worker for its retry-after: no embedding is asked for meanwhile', async () => {
     t.fake.failNext({ status: 429, headers: { 'retry-after': '30' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } }, 1, '/embeddings');
-    for (let i = 0; i < 4; i++) {
-      const res = await t.gw.infer(chat({ cache_delta: 1 }));
-      expect(res.status).toBe(200);
-      expect(res.body.cached).toBe(false);
-    }
+    await allAnsweredFresh(t.gw, 4);
     // The 429 was the only embedding call: the pause kept the next three lookups from asking.
     expect(t.fake.count(EMBED)).toBe(1);
     expect(t.fake.count(CHAT)).toBe(4);

@@ -18,6 +18,8 @@ const WASM_PAGE = 65_536;
 const QUERY_AT = 0;
 const HIST_AT = 64;
 const CODES_AT = 1024;
+/** Projector's memory: the vector, the result, then the matrix. */
+const VEC_AT = 0;
 
 /** What this file uses of the WebAssembly global (the project's TypeScript libs do not declare it). */
 interface WasmApi {
@@ -56,7 +58,6 @@ function instantiate(): HammingWasm | undefined {
 export class Projector {
   private readonly wasm?: HammingWasm;
   private readonly padded: number;
-  private readonly vecAt: number;
   private readonly outAt: number;
   private readonly matrixAt: number;
   private readonly vec?: Float32Array;
@@ -70,7 +71,6 @@ export class Projector {
     useWasm = true,
   ) {
     this.padded = Math.ceil(dims / 8) * 8;
-    this.vecAt = 0;
     this.outAt = (this.padded * 4 + 15) & ~15;
     this.matrixAt = (this.outAt + rows * 4 + 15) & ~15;
     this.wasm = useWasm ? instantiate() : undefined;
@@ -81,7 +81,7 @@ export class Projector {
     const buffer = this.wasm.memory.buffer;
     const m = new Float32Array(buffer, this.matrixAt, rows * this.padded);
     for (let r = 0; r < rows; r++) m.set(matrix.subarray(r * dims, (r + 1) * dims), r * this.padded);
-    this.vec = new Float32Array(buffer, this.vecAt, this.padded);
+    this.vec = new Float32Array(buffer, VEC_AT, this.padded);
     this.out = new Float32Array(buffer, this.outAt, rows);
   }
 
@@ -93,7 +93,7 @@ export class Projector {
   project(vector: Float32Array): Float32Array {
     if (this.wasm) {
       this.vec!.set(vector);
-      this.wasm.project(this.matrixAt, this.rows, this.padded, this.vecAt, this.outAt);
+      this.wasm.project(this.matrixAt, this.rows, this.padded, VEC_AT, this.outAt);
       return Float32Array.from(this.out!);
     }
     const out = new Float32Array(this.rows);

@@ -63,7 +63,7 @@ export class VectorIndex {
   private ids: number[] = [];
   private readonly rowOf = new Map<number, number>();
 
-  /** `useWasm`: false forces stage one's JavaScript scan (tests compare the two). */
+  /** `useWasm`: false forces the JavaScript projection and scan (tests compare the two). */
   constructor(
     readonly dims: number,
     initialCapacity = 1024,
