@@ -13,13 +13,17 @@ interface Reading {
   at: number;
   /** Jobs this process let in since the count was read. */
   added: number;
+  /** A re-read running in the background. */
+  refreshing?: boolean;
 }
 
 /**
  * QUEUE_MAX_BACKLOG: past that many jobs waiting or delayed on a queue, the API answers 503
  * with Retry-After instead of letting Redis grow without end. The count is read from BullMQ at
- * most every 250 ms while the queue is far from full, and on every request once it is close,
- * so one API process never overshoots; several may each let in up to a refresh's worth more.
+ * most every 250 ms, and on every request once it is at the bound, so one API process never
+ * overshoots; several may each let in up to a refresh's worth more. While the last count was
+ * under half the bound, a stale one is re-read in the background and the request goes on at
+ * once: a request after a quiet spell does not wait for a count it does not need.
  */
 @Injectable()
 export class BacklogGate {
@@ -35,10 +39,16 @@ export class BacklogGate {
     if (max === 0) return;
     let reading = this.readings.get(queue);
     const now = Date.now();
-    if (!reading || now - reading.at > REFRESH_MS || reading.count + reading.added >= max) {
-      const counts = await this.queues.get(queue).getJobCounts('waiting', 'prioritized', 'delayed', 'paused');
-      reading = { count: Object.values(counts).reduce((a, b) => a + b, 0), at: now, added: 0 };
-      this.readings.set(queue, reading);
+    const stale = !reading || now - reading.at > REFRESH_MS;
+    if (reading && stale && reading.count + reading.added < max / 2) {
+      if (!reading.refreshing) {
+        reading.refreshing = true;
+        void this.read(queue, now).catch(() => {
+          if (reading) reading.refreshing = false; // the next request tries again
+        });
+      }
+    } else if (!reading || stale || reading.count + reading.added >= max) {
+      reading = await this.read(queue, now);
     }
     if (reading.count + reading.added >= max) {
       throw new GatewayError(
@@ -50,5 +60,12 @@ export class BacklogGate {
       );
     }
     reading.added++;
+  }
+
+  private async read(queue: QueueName, now: number): Promise<Reading> {
+    const counts = await this.queues.get(queue).getJobCounts('waiting', 'prioritized', 'delayed', 'paused');
+    const reading: Reading = { count: Object.values(counts).reduce((a, b) => a + b, 0), at: now, added: 0 };
+    this.readings.set(queue, reading);
+    return reading;
   }
 }
