@@ -22,7 +22,8 @@
  * For A/B runs of two builds: BENCH_DIST (a build to run instead of dist/; it must sit inside
  * the repository, e.g. tmp/ab-base/dist, so that it finds node_modules), BENCH_CELLS (which
  * cells of A to run, e.g. `chat:1` or `chat:1,embedding:1`; default all) and
- * BENCH_SKIP_THROUGHPUT=1 (no scenario B).
+ * BENCH_SKIP_THROUGHPUT=1 (no scenario B), BENCH_THROUGHPUT_ONLY=1 (scenario B alone, gateway and
+ * direct, no targets verdict).
  */
 
 const crypto = require('node:crypto');
@@ -45,6 +46,7 @@ const CONCURRENCIES = [1, 64];
 /** `workload:concurrency` cells of scenario A to run (BENCH_CELLS), or null for all. */
 const CELLS = process.env.BENCH_CELLS ? new Set(process.env.BENCH_CELLS.split(',').map((c) => c.trim())) : null;
 const SKIP_THROUGHPUT = process.env.BENCH_SKIP_THROUGHPUT === '1';
+const THROUGHPUT_ONLY = process.env.BENCH_THROUGHPUT_ONLY === '1';
 /** Before each cell: wait up to this long for a second with at most QUIET_BUSY_PERCENT busy. */
 const QUIET_MAX_WAIT_S = posNum(process.env.BENCH_QUIET_MAX_WAIT_S, 15);
 const QUIET_BUSY_PERCENT = 25;
@@ -419,7 +421,7 @@ async function runGateway(url, workload, concurrency, durationS, pids) {
  * (whole-ms timestamps set by BullMQ): queue wait = processedOn - timestamp (enqueued until a
  * worker took it), in worker = finishedOn - processedOn (includes the provider call),
  * enqueue->finished = finishedOn - timestamp. The rest of the client-seen latency is HTTP,
- * validation, the enqueue round trip and the completion notice back to the API.
+ * validation, the enqueue round trip and the completion event back to the API.
  */
 async function jobBreakdown(prefix, gateway) {
   const { start, end } = gateway.window;
@@ -645,6 +647,8 @@ async function main() {
     worker: `1 process, WORKER_CONCURRENCY=${WORKER_CONCURRENCY}, LOG_LEVEL=warn`,
   };
 
+  if (THROUGHPUT_ONLY) return throughputOnly(machine, settings);
+
   // Scenario A
   let stack = await startStack(20);
   let pids = { bench: process.pid, fake: stack.fake.pid, api: stack.api.pid, worker: stack.worker.pid, redis: machine.redis_pid };
@@ -735,6 +739,30 @@ async function main() {
   fs.writeFileSync(path.join(OUT_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   process.stdout.write(markdown(results) + '\n');
   log(`wrote ${path.relative(ROOT, path.join(OUT_DIR, 'results.json'))}`);
+}
+
+/** Scenario B alone (BENCH_THROUGHPUT_ONLY=1), for A/B runs of the throughput. */
+async function throughputOnly(machine, settings) {
+  const stack = await startStack(0);
+  const pids = { bench: process.pid, fake: stack.fake.pid, api: stack.api.pid, worker: stack.worker.pid, redis: machine.redis_pid };
+  const quiet = await waitForQuiet('throughput');
+  const gateway = await runGateway(stack.url, 'chat', 64, THROUGHPUT_DURATION_S, pids);
+  await waitForQuiet('throughput direct');
+  const direct = await runDirect(stack.fake.url, 'chat', 64, THROUGHPUT_DURATION_S, pids);
+  await stopStack(stack);
+  const partial = { machine, settings, dist: path.relative(ROOT, DIST), latency0: { fake_latency_ms: 0, workload: 'chat', concurrency: 64, quiet_before: quiet, gateway, direct } };
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  fs.writeFileSync(path.join(OUT_DIR, 'results-partial.json'), JSON.stringify(partial, null, 2) + '\n');
+  process.stdout.write(
+    [
+      `build: ${partial.dist}`,
+      '',
+      '| path | req/s | p50 ms | p99 ms | non-2xx | errors | requests |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      `| gateway | ${fmt(gateway.requests_per_s, 1)} | ${fmt(gateway.latency_ms.p50)} | ${fmt(gateway.latency_ms.p99)} | ${gateway.non2xx} | ${gateway.errors} | ${gateway.requests} |`,
+      `| direct SDK | ${fmt(direct.requests_per_s, 1)} | ${fmt(direct.latency_ms.p50)} | ${fmt(direct.latency_ms.p99)} | n/a | ${direct.errors} | ${direct.requests} |`,
+    ].join('\n') + '\n',
+  );
 }
 
 main()
