@@ -66,7 +66,7 @@ describe('sync completion through the queue events stream (sweeper off)', () => 
       await t.fake.waitForRequests(1, '/chat/completions');
       // The API's reader of the openai stream, blocked in XREAD (the only API in this process).
       const killed = await withRedis(async (r) => {
-        const list = (await r.client('LIST', 'TYPE', 'normal')) as string;
+        const list = (await r.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string;
         const ids = list
           .split('\n')
           .filter((line) => line.includes(' name=gw-api-events-openai ') && line.includes(' cmd=xread'))

@@ -8,6 +8,7 @@ import { ABORT_CANCELED, ABORT_SHUTDOWN, InferenceProcessor } from './inference.
 import { CancelRegistry } from './cancel-registry';
 import { BatchRecorder } from './batch-recorder.service';
 import { WorkerMetricsService } from './worker-metrics.service';
+import { StartFirstWorker } from './start-first-worker';
 import { WORKER_QUEUES } from './worker.tokens';
 
 /** Temp files older than this at start-up belong to a crashed worker. */
@@ -60,7 +61,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     const backoff = { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs };
     const connection = createRedis(this.config, `worker-${queue}`, { maxRetriesPerRequest: null });
     this.connections.push(connection);
-    const worker = new Worker<InferenceJobData, RawInferenceResponse>(
+    const worker = new StartFirstWorker<InferenceJobData, RawInferenceResponse>(
       this.keys.queueName(queue),
       // Three declared parameters: BullMQ passes the abort signal only to such processors.
       (job, token, signal) => this.processor.process(job, token, signal!),
