@@ -71,13 +71,13 @@ describe('Redis Cluster: API and worker over REDIS_CLUSTER_NODES', () => {
     expect(ready!.body).toMatchObject({ status: 'ready', redis: 'up', workers: { openai: 1 } });
   });
 
-  it('sync chat: the result comes back through the queue events stream', async () => {
+  it('sync chat: the result comes back through the completion notice', async () => {
     const res = await gw.infer(chat('hello cluster'));
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ data: { text: 'echo: hello cluster', finish_reason: 'stop' }, provider: 'openai', cached: false });
   });
 
-  it('embedding: a large result (over 256 KB) comes back too', async () => {
+  it('embedding: a large result is read back from the job hash (not carried in the notice)', async () => {
     const one = await gw.infer({ provider: 'openai', model: 'text-embedding-3-large', inputs: { text: 'machine learning' } });
     expect(one.status).toBe(200);
     expect(one.body.data.embedding).toHaveLength(3072);

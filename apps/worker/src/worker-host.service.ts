@@ -1,6 +1,13 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job, Worker } from 'bullmq';
-import { blobRefsOf, InferenceJobData, QueueName, RawInferenceResponse } from '@lib/contracts';
+import {
+  blobRefsOf,
+  CompletionNotice,
+  decodeFailure,
+  InferenceJobData,
+  QueueName,
+  RawInferenceResponse,
+} from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { BlobStore, createRedis, duplicateRedis, GATEWAY_BACKOFF, REDIS, RedisClient, RedisKeys, retryDelayMs } from '@lib/queue';
 import { sweepStaleTempFiles } from '@lib/media';
@@ -11,14 +18,15 @@ import { WorkerMetricsService } from './worker-metrics.service';
 import { StartFirstWorker } from './start-first-worker';
 import { WORKER_QUEUES } from './worker.tokens';
 
+/** Results up to this size travel in the completion notice; larger ones are read from the job. */
+const INLINE_NOTICE_MAX_CHARS = 256 * 1024;
 /** Temp files older than this at start-up belong to a crashed worker. */
 const STALE_TEMP_MS = 6 * 3600_000;
 
 /**
- * One BullMQ Worker per served queue. It listens for cancel requests, and on shutdown stops
- * taking jobs, lets running ones finish within WORKER_SHUTDOWN_GRACE_MS and hands the rest back
- * to the queue. A waiting API process hears of a job's end from BullMQ's events stream, which
- * the same script that stores the result writes (sync-waiter.service.ts): nothing to publish.
+ * One BullMQ Worker per served queue. It publishes completion notices to the API process
+ * that waits for a job, listens for cancel requests, and on shutdown stops taking jobs, lets
+ * running ones finish within WORKER_SHUTDOWN_GRACE_MS and hands the rest back to the queue.
  */
 @Injectable()
 export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -89,21 +97,33 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   private async onCompleted(job: Job<InferenceJobData, RawInferenceResponse>, result: RawInferenceResponse): Promise<void> {
+    let notice: string | undefined;
+    if (job.data.notify) {
+      // The result is serialized once and spliced in: embeddings make it tens of KB.
+      const json = JSON.stringify(result);
+      const head: CompletionNotice = { id: job.id!, state: 'completed' };
+      notice = json.length <= INLINE_NOTICE_MAX_CHARS ? `${JSON.stringify(head).slice(0, -1)},"result":${json}}` : JSON.stringify(head);
+    }
     await this.batches.record(job, { result });
-    await this.dropBlobs(job);
+    await this.finish(job, notice);
   }
 
   private async onFailed(job: Job<InferenceJobData, RawInferenceResponse>, err: Error): Promise<void> {
     if (!job.finishedOn) return; // a retry is scheduled: not the end yet
+    const notice: CompletionNotice = { id: job.id!, state: 'failed', failure: decodeFailure(err.message) };
     await this.batches.record(job, { err });
-    await this.dropBlobs(job);
+    await this.finish(job, job.data.notify ? JSON.stringify(notice) : undefined);
   }
 
-  /** The job's large inline inputs are not needed once it has ended (they also expire). */
-  private async dropBlobs(job: Job<InferenceJobData, RawInferenceResponse>): Promise<void> {
-    const refs = blobRefsOf(job.data.request);
-    if (refs.length === 0) return;
-    await this.blobs.delete(refs).catch((err: Error) => this.logger.warn(`blobs of job ${job.id} not deleted: ${err.message}`));
+  private async finish(job: Job<InferenceJobData, RawInferenceResponse>, notice: string | undefined): Promise<void> {
+    try {
+      const refs = blobRefsOf(job.data.request);
+      if (refs.length > 0) await this.blobs.delete(refs);
+      if (job.data.notify && notice) await this.redis.publish(job.data.notify, notice);
+    } catch (err) {
+      // The API's sweeper reads the stored result if this notice is lost.
+      this.logger.warn(`notice for job ${job.id} not sent: ${(err as Error).message}`);
+    }
   }
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {

@@ -36,7 +36,7 @@ export interface GatewayConfig {
   syncTimeoutMs: number;
   /** SYNC_MAX_WAITERS: synchronous requests one API process waits on at once; past it, 202. @defaultValue 10000 */
   syncMaxWaiters: number;
-  /** SYNC_SWEEP_INTERVAL_MS: how often waiters re-read their job in case its completion event was missed. @defaultValue 2000 */
+  /** SYNC_SWEEP_INTERVAL_MS: how often waiters re-read their job in case a notice was lost. @defaultValue 2000 */
   syncSweepIntervalMs: number;
   /** JOB_ATTEMPTS: provider calls per job before it fails (retryable errors only). @defaultValue 4 */
   jobAttempts: number;

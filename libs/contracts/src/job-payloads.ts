@@ -14,6 +14,8 @@ export interface InferenceJobData {
   request: NormalizedRequest;
   /** Epoch ms when the API received the request; `latency_ms` is measured from here. */
   receivedAt: number;
+  /** Pub/sub channel of the API process waiting synchronously for this job, if any. */
+  notify?: string;
   /** The request's `x-request-id` (the client's, or one the API made up): the worker's log lines about this job carry it. */
   requestId?: string;
   /** `enable_semantic_cache: true`: the semantic cache may answer; `delta` is the request's `cache_delta` (null: the configured default). */
@@ -77,6 +79,15 @@ export function decodeFailure(reason: string | undefined | null): JobFailure | u
   } catch {
     return undefined;
   }
+}
+
+/** What a worker publishes to the waiting API process when a job ends. */
+export interface CompletionNotice {
+  id: string;
+  state: 'completed' | 'failed';
+  /** Omitted when large: the API then reads the job's stored return value. */
+  result?: RawInferenceResponse;
+  failure?: JobFailure;
 }
 
 /**

@@ -3,7 +3,7 @@ import { RawInferenceResponse } from './raw-inference';
 /**
  * Embeddings travel between worker and API as float32 (base64), not as JSON numbers: a
  * 3072-d vector is 12 KB of float32 (16 KB base64) against ~30 KB of JSON text, in the job's
- * return value, the completion event and a split job's children. The client still gets the
+ * return value, the completion notice and a split job's children. The client still gets the
  * spec's JSON numbers: the API unpacks before answering (`unpackResult`).
  *
  * Packed form of `data`: `{ embedding_f32: <base64>, dimensions }` for `text`, and

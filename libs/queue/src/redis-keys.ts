@@ -40,9 +40,9 @@ export class RedisKeys {
     return this.cluster ? `${this.prefix}:blob:{${jobId}}:${input}` : `${this.prefix}:blob:${jobId}:${input}`;
   }
 
-  /** BullMQ's events stream of a queue (BullMQ's own layout), read by the API's sync waiters. */
-  queueEvents(queue: QueueName): string {
-    return `${this.prefix}:${this.queueName(queue)}:events`;
+  /** Completion notices for the sync waiters of one API process. */
+  notifyChannel(instanceId: string): string {
+    return `${this.prefix}:notify:${instanceId}`;
   }
 
   /** Cancel requests for running jobs, heard by every worker. */

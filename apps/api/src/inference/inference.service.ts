@@ -77,7 +77,7 @@ export class InferenceService {
       throw err;
     }
     const { request, blobs } = await this.normalizer.normalize(body, checked, jobId);
-    const data: InferenceJobData = { request, receivedAt: options.receivedAt, requestId: options.requestId };
+    const data: InferenceJobData = { request, receivedAt: options.receivedAt, notify: wait ? this.waiter.channel : undefined, requestId: options.requestId };
     if (body.enable_semantic_cache === true) data.semanticCache = { delta: body.cache_delta ?? null };
     const pending: PendingWait | undefined = wait ? this.waiter.register(jobId, waitMs) : undefined;
     try {

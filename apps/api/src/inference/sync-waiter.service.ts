@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { ALL_QUEUES, CANCELED_FAILURE, decodeFailure, JobFailure, queueOfJobId, QueueName, RawInferenceResponse, unpackResult } from '@lib/contracts';
+import { randomUUID } from 'node:crypto';
+import { CANCELED_FAILURE, CompletionNotice, decodeFailure, JobFailure, queueOfJobId, RawInferenceResponse, unpackResult } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { duplicateRedis, REDIS, RedisClient, RedisKeys } from '@lib/queue';
 
@@ -13,7 +14,6 @@ interface Waiter {
   promise: Promise<WaitOutcome>;
   timer: NodeJS.Timeout;
   since: number;
-  queue: QueueName | undefined;
 }
 
 export interface PendingWait {
@@ -22,67 +22,46 @@ export interface PendingWait {
   cancel(): void;
 }
 
-/** How long one XREAD blocks; a reader whose queue has no waiters left stops within this. */
-const READ_BLOCK_MS = 2_000;
-/** Events per XREAD reply at most. */
-const READ_COUNT = 1_000;
-/** Pause before reading again after a failed XREAD (Redis away: ioredis reconnects meanwhile). */
-const READ_RETRY_MS = 200;
-
-/** One queue's events stream and the blocking connection that reads it. */
-interface StreamReader {
-  key: string;
-  client: RedisClient;
-  /** Waiters of this process on the queue: the stream is read only while there are some. */
-  waiting: number;
-  running: boolean;
-}
-
 /**
- * One completion listener per API process (not `waitUntilFinished` per request). It reads the
- * events stream BullMQ keeps per queue (`<prefix>:<queue>:events`): the script that stores a
- * job's result (moveToFinished) appends the `completed` event, with the result, in the same
- * step. So a waiting request hears of its result as soon as it is stored, without a round trip
- * back to the worker and a second message from it, and the job already reads as completed when
- * the client gets its answer. A queue's stream is read (one blocking connection per queue, so
- * that it also works on a Redis Cluster) only while some request of this process waits on it.
- *
- * An event can still be missed (a reconnect before the first event was read; BullMQ trims the
- * stream to about 10,000 events, a few seconds at full speed, so a reader that falls that far
- * behind), so a sweeper re-reads the jobs of waiters older than SYNC_SWEEP_INTERVAL_MS from
- * Redis: a result is never lost, only late.
+ * One completion listener per API process (not `waitUntilFinished` per request): workers
+ * publish a notice on this process's channel when a job it waits for ends, and a bounded map
+ * routes it to the waiting request. A notice can be lost (subscriber reconnecting, worker
+ * killed between completing and publishing), so a sweeper re-reads the jobs of waiters older
+ * than SYNC_SWEEP_INTERVAL_MS from Redis: a result is never lost, only late.
  */
 @Injectable()
 export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(SyncWaiter.name);
+  readonly channel: string;
   private readonly waiters = new Map<string, Waiter>();
-  private readonly readers = new Map<QueueName, StreamReader>();
+  private subscriber?: RedisClient;
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
-  private closed = false;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     @Inject(REDIS) private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
-  ) {}
+  ) {
+    this.channel = keys.notifyChannel(randomUUID());
+  }
 
-  onModuleInit(): void {
-    // Connected up front, so that the first request's read is not held up by a connect.
-    for (const queue of ALL_QUEUES) {
-      const client = duplicateRedis(this.redis, `api-events-${queue}`);
-      client.on('error', (err: Error) => this.logger.warn(`${queue} events reader: ${err.message}`));
-      this.readers.set(queue, { key: this.keys.queueEvents(queue), client, waiting: 0, running: false });
-    }
+  async onModuleInit(): Promise<void> {
+    const subscriber = duplicateRedis(this.redis, 'api-notify');
+    this.subscriber = subscriber;
+    subscriber.on('error', (err) => this.logger.warn(`notice subscriber: ${err.message}`));
+    subscriber.on('message', (_channel: string, message: string) => this.onNotice(message));
+    // After a reconnect ioredis resubscribes by itself; notices sent meanwhile are re-read.
+    subscriber.on('ready', () => void this.sweep(0));
+    await subscriber.subscribe(this.channel);
     this.sweepTimer = setInterval(() => void this.sweep(this.config.syncSweepIntervalMs), this.config.syncSweepIntervalMs);
     this.sweepTimer.unref();
   }
 
-  onApplicationShutdown(): void {
-    this.closed = true;
+  async onApplicationShutdown(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const [id] of this.waiters) this.settle(id, { kind: 'timeout' });
-    for (const reader of this.readers.values()) reader.client.disconnect();
+    this.subscriber?.disconnect();
   }
 
   get size(): number {
@@ -93,20 +72,14 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
     return this.waiters.size < this.config.syncMaxWaiters;
   }
 
-  /** Register before the job is enqueued, so that the job cannot end before its waiter listens. */
+  /** Register before the job is enqueued, so that no notice can arrive before its waiter. */
   register(jobId: string, timeoutMs: number): PendingWait {
     const first = this.waiters.get(jobId);
     if (first) return this.share(first, timeoutMs);
     let resolve!: (o: WaitOutcome) => void;
     const promise = new Promise<WaitOutcome>((r) => (resolve = r));
     const timer = setTimeout(() => this.settle(jobId, { kind: 'timeout' }), timeoutMs);
-    const queue = queueOfJobId(jobId);
-    this.waiters.set(jobId, { resolve, promise, timer, since: Date.now(), queue });
-    const reader = queue && this.readers.get(queue);
-    if (reader) {
-      reader.waiting++;
-      if (!reader.running) void this.read(reader);
-    }
+    this.waiters.set(jobId, { resolve, promise, timer, since: Date.now() });
     return { promise, cancel: () => this.settle(jobId, { kind: 'timeout' }) };
   }
 
@@ -130,59 +103,21 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
     if (!waiter) return;
     this.waiters.delete(jobId);
     clearTimeout(waiter.timer);
-    const reader = waiter.queue && this.readers.get(waiter.queue);
-    if (reader) reader.waiting--;
     waiter.resolve(outcome);
   }
 
-  /**
-   * Reads a queue's events while some request waits on the queue. It starts at the stream's end
-   * (`$`): a waiter registers before its job is enqueued, so no event of its job can come before.
-   */
-  private async read(reader: StreamReader): Promise<void> {
-    reader.running = true;
-    let last = '$';
+  private onNotice(message: string): void {
+    let notice: CompletionNotice;
     try {
-      while (!this.closed && reader.waiting > 0) {
-        let reply: Array<[string, Array<[string, string[]]>]> | null;
-        try {
-          reply = (await reader.client.xread('COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', reader.key, last)) as typeof reply;
-        } catch (err) {
-          if (this.closed) return;
-          this.logger.warn(`reading ${reader.key}: ${(err as Error).message}`);
-          await new Promise((r) => setTimeout(r, READ_RETRY_MS));
-          // Events of the gap are read on from `last`; with none read yet, the sweeper covers them.
-          if (last === '$') void this.sweep(0);
-          continue;
-        }
-        for (const [, entries] of reply ?? []) {
-          for (const [id, fields] of entries) {
-            last = id;
-            this.onEvent(fields);
-          }
-        }
-      }
-    } finally {
-      reader.running = false;
+      notice = JSON.parse(message) as CompletionNotice;
+    } catch {
+      return;
     }
-  }
-
-  /** One BullMQ event: `event <name> jobId <id> [<field> <value>]...`. */
-  private onEvent(fields: string[]): void {
-    const event = fields[1];
-    if (event !== 'completed' && event !== 'failed' && event !== 'removed') return;
-    const jobId = fields[3];
-    if (fields[2] !== 'jobId' || !this.waiters.has(jobId)) return;
-    if (event === 'completed') {
-      const value = fieldOf(fields, 'returnvalue');
-      const result = value === undefined ? undefined : parseResult(value);
-      if (result) return this.settle(jobId, { kind: 'completed', result });
-    } else if (event === 'failed') {
-      // Only a final failure is an event: a retry is `delayed` or `waiting`.
-      return this.settle(jobId, { kind: 'failed', failure: decodeFailure(fieldOf(fields, 'failedReason')) });
-    }
-    // Removed unfinished: canceled while waiting (the cancel flag says so). Or an event we could not read.
-    void this.readFinished([jobId]).catch((err: Error) => this.logger.warn(`reading job ${jobId}: ${err.message}`));
+    if (!this.waiters.has(notice.id)) return;
+    if (notice.state === 'failed') return this.settle(notice.id, { kind: 'failed', failure: notice.failure });
+    if (notice.result) return this.settle(notice.id, { kind: 'completed', result: unpackResult(notice.result) });
+    // Large results are not sent in the notice: read the job's stored return value.
+    void this.readFinished([notice.id]);
   }
 
   /** Re-reads the jobs of waiters older than `minAgeMs`, settling those that have ended. */
@@ -218,9 +153,8 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
       const canceled = exists === 1;
       const [finishedOn, returnvalue, failedReason] = fields ?? [null, null, null];
       // A job that failed an attempt and then succeeded has both fields: returnvalue wins.
-      const result = finishedOn && returnvalue ? parseResult(returnvalue) : undefined;
-      if (result) {
-        this.settle(id, { kind: 'completed', result });
+      if (finishedOn && returnvalue) {
+        this.settle(id, { kind: 'completed', result: unpackResult(JSON.parse(returnvalue) as RawInferenceResponse) });
       } else if (finishedOn && failedReason) {
         this.settle(id, { kind: 'failed', failure: decodeFailure(failedReason) });
       } else if (canceled && !fields?.some((f) => f !== null)) {
@@ -228,18 +162,5 @@ export class SyncWaiter implements OnModuleInit, OnApplicationShutdown {
         this.settle(id, { kind: 'failed', failure: CANCELED_FAILURE });
       }
     }
-  }
-}
-
-function fieldOf(fields: string[], name: string): string | undefined {
-  for (let i = 4; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-function parseResult(json: string): RawInferenceResponse | undefined {
-  try {
-    return unpackResult(JSON.parse(json) as RawInferenceResponse);
-  } catch {
-    return undefined;
   }
 }

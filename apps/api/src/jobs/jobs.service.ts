@@ -4,6 +4,7 @@ import { Job, JobState, Queue } from 'bullmq';
 import {
   blobRefsOf,
   CANCELED_FAILURE,
+  CompletionNotice,
   decodeFailure,
   ErrorType,
   GatewayError,
@@ -69,8 +70,11 @@ export class JobsService {
     await this.redis.set(this.keys.cancelFlag(jobId), JSON.stringify(tombstone), 'EX', this.config.jobRetentionSeconds);
     await this.cancelChildren(job, tombstone);
     if (state !== 'active' && (await this.tryRemove(job))) {
-      // A request waiting for it hears the removal (BullMQ's `removed` event) and reads the flag.
       await this.blobs.delete(blobRefsOf(job.data.request)).catch(() => undefined);
+      if (job.data.notify) {
+        const notice: CompletionNotice = { id: jobId, state: 'failed', failure: CANCELED_FAILURE };
+        await this.redis.publish(job.data.notify, JSON.stringify(notice));
+      }
       return { view: tombstoneToView(jobId, tombstone), settled: true };
     }
     await this.redis.publish(this.keys.cancelChannel(), jobId);
