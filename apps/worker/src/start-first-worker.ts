@@ -4,11 +4,12 @@ import { Job, RedisClient, Worker } from 'bullmq';
  * A BullMQ Worker that starts a job before it fetches the next one.
  *
  * BullMQ's main loop, with a concurrency above 1, fills its free slots first: after
- * moveToActive hands it a job it calls moveToActive again, and starts the first job only once
- * that call has answered (or once every slot is taken). On a worker that is not busy that is one
- * more Redis round trip between a job's arrival and its provider call, on every job. Here the
- * call right after a successful fetch answers "no job" without going to Redis, so BullMQ's
- * loop starts the fetched job at once and fetches again on its next turn, while the job runs.
+ * moveToActive hands it a job it calls moveToActive again, and starts the fetched job only once
+ * that call has answered "no job" or every slot is taken. A burst of N jobs into an idle worker
+ * is fetched one round trip at a time, all N, before the first one starts; a lone job waits for
+ * one extra round trip. Here the call right after a successful fetch answers "no job" without
+ * going to Redis, so BullMQ's loop starts the fetched job at once and fetches again on its next
+ * turn, while the job runs (bench/overhead/burst.js: median start of a 64-job burst 30 -> 25 ms).
  * `moveToActive` is the extension point BullMQ declares for this (protected); nothing else of
  * the loop changes.
  */
