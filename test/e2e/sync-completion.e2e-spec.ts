@@ -61,7 +61,7 @@ describe('sync completion through completion notices (sweeper off)', () => {
     try {
       const inFlight = t.gw.infer(chat('across a reconnect'));
       await t.fake.waitForRequests(1, '/chat/completions');
-      // The API's notice subscriber (the only API in this process); killed before the notice is
+      // The API's notice subscriber (by its connection name); killed before the notice is
       // published, it may miss it: on reconnecting the API re-reads its waiting jobs.
       const killed = await withRedis(async (r) => {
         const list = (await r.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string;
@@ -72,7 +72,7 @@ describe('sync completion through completion notices (sweeper off)', () => {
         for (const id of ids) await r.client('KILL', 'ID', id);
         return ids.length;
       });
-      expect(killed).toBe(1);
+      expect(killed).toBeGreaterThanOrEqual(1); // ours; any other gateway on this Redis just reconnects
       const res = await inFlight;
       expect(res.status).toBe(200);
       expect(res.body.data.text).toBe('echo: across a reconnect');
