@@ -96,4 +96,77 @@ describe('StartFirstWorker', () => {
       await many.close();
     }
   });
+
+  describe('an idle worker fetches behind its wake-up (moveToActive queued behind BZPOPMIN)', () => {
+    /** A worker of concurrency 4 on its own queue, idle once it has blocked on the empty queue. */
+    async function idleWorker(name: string, processor: (job: Job, token?: string) => Promise<unknown>) {
+      const queue = new Queue(name, { connection: connect(), prefix });
+      const worker = new StartFirstWorker(name, processor, { connection: connect(), prefix, concurrency: 4 });
+      await worker.waitUntilReady();
+      await sleep(200);
+      return { queue, worker };
+    }
+
+    it('jobs that arrive one at a time are fetched by the wait itself, each run once', async () => {
+      const tokens: string[] = [];
+      const { queue, worker } = await idleWorker('prefetch-single', async (_job, token) => void tokens.push(token!));
+      try {
+        for (let i = 0; i < 10; i++) {
+          await queue.add('job', { i });
+          const deadline = Date.now() + 5_000;
+          while (tokens.length < i + 1 && Date.now() < deadline) await sleep(5);
+          await sleep(50); // idle again: blocked with a fetch queued behind
+        }
+        expect(tokens).toHaveLength(10);
+        // Prefetched jobs carry the prefetch's lock token (`<worker id>:p<n>`).
+        expect(tokens.filter((t) => /:p\d+$/.test(t)).length).toBe(10);
+        expect(await queue.getCompletedCount()).toBe(10);
+      } finally {
+        await worker.close();
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+
+    it('closing while idle leaves no job stuck in active, even with a job arriving at that moment', async () => {
+      for (let round = 0; round < 8; round++) {
+        const name = `prefetch-close-${round}`;
+        let ran = 0;
+        const { queue, worker } = await idleWorker(name, async () => void ran++);
+        try {
+          // Added, so Redis has woken the wait and run the fetch behind it; its answer may still
+          // be unread when the close starts (half the rounds close at once, half a tick later).
+          const job = await queue.add('job', { round });
+          if (round % 2 === 1) await new Promise((r) => setImmediate(r));
+          await worker.close();
+          const state = await job.getState();
+          expect(['completed', 'waiting']).toContain(state);
+          expect(await queue.getActiveCount()).toBe(0);
+          expect(ran).toBe(state === 'completed' ? 1 : 0);
+        } finally {
+          await worker.close();
+          await queue.obliterate({ force: true });
+          await queue.close();
+        }
+      }
+    });
+
+    it('a delayed job still starts when it is due, not at the next blocking timeout', async () => {
+      let started = 0;
+      const { queue, worker } = await idleWorker('prefetch-delayed', async () => void (started = Date.now()));
+      try {
+        const added = Date.now();
+        await queue.add('job', {}, { delay: 300 });
+        const deadline = Date.now() + 10_000;
+        while (!started && Date.now() < deadline) await sleep(10);
+        expect(started - added).toBeGreaterThanOrEqual(290);
+        // BullMQ's blocking timeout (drainDelay) is 5 s: well before it.
+        expect(started - added).toBeLessThan(3_000);
+      } finally {
+        await worker.close();
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+  });
 });

@@ -1,24 +1,107 @@
-import { Job, RedisClient, Worker } from 'bullmq';
+import { Job, Processor, RedisClient, Worker, WorkerOptions } from 'bullmq';
+
+/** BullMQ 5 Worker internals this class relies on (private in its typings; pinned by the tests). */
+interface WorkerInternals {
+  waitForJob(bclient: RedisClient, blockUntil: number): Promise<number>;
+  updateDelays(limitDelay?: number, delayUntil?: number): void;
+  isRateLimited(): boolean;
+  paused: boolean;
+  closing: Promise<void> | undefined;
+}
+
+/** What the moveToActive script answers: job data, job id, rate-limit delay, next delayed job's time. */
+type MoveToActiveAnswer = [unknown, string | undefined, number | undefined, number | undefined];
+
+/** The CLIENT command of the ioredis client behind BullMQ's adapter (its proxy forwards it). */
+type ClientCommand = { client(subcommand: string, ...args: Array<string | number>): Promise<unknown> };
 
 /**
- * A BullMQ Worker that starts a job before it fetches the next one.
+ * A BullMQ Worker that starts a job as soon as Redis can hand it over.
  *
- * BullMQ's main loop, with a concurrency above 1, fills its free slots first: after
- * moveToActive hands it a job it calls moveToActive again, and starts the fetched job only once
- * that call has answered "no job" or every slot is taken. A burst of N jobs into an idle worker
- * is fetched one round trip at a time, all N, before the first one starts; a lone job waits for
- * one extra round trip. Here the call right after a successful fetch answers "no job" without
- * going to Redis, so BullMQ's loop starts the fetched job at once and fetches again on its next
- * turn, while the job runs (bench/overhead/burst.js: median start of a 64-job burst 30 -> 25 ms).
- * `moveToActive` is the extension point BullMQ declares for this (protected); nothing else of
- * the loop changes.
+ * 1. **It starts a job before it fetches the next one.** BullMQ's main loop, with a
+ *    concurrency above 1, fills its free slots first: after moveToActive hands it a job it calls
+ *    moveToActive again, and starts the fetched job only once that call has answered "no job" or
+ *    every slot is taken. A burst of N jobs into an idle worker is fetched one round trip at a
+ *    time, all N, before the first one starts. Here the call right after a successful fetch
+ *    answers "no job" without going to Redis, so the loop starts the fetched job at once and
+ *    fetches again on its next turn, while the job runs (bench/overhead/burst.js: median start of
+ *    a 64-job burst 30 -> 25 ms). `moveToActive` is the extension point BullMQ declares (protected).
+ * 2. **An idle worker's fetch waits in Redis behind its wake-up.** An idle worker blocks in
+ *    BZPOPMIN on its blocking connection and, once woken, sends moveToActive on its other
+ *    connection: a round trip between a job's arrival and its start. Here moveToActive is written
+ *    on the blocking connection right behind BZPOPMIN, so Redis runs it the moment the wait ends;
+ *    BullMQ's next moveToActive call takes that answer instead of asking again. This wraps
+ *    BullMQ's private `waitForJob`. Every prefetched job is taken by the loop: a wait that
+ *    starts while one is held returns at once (a "no job" answer is dropped, keeping BullMQ's
+ *    deadline for delayed jobs); before closing, the worker wakes its own wait
+ *    (CLIENT UNBLOCK) and lets the loop take the answer while its connections are still open, so
+ *    that no job is fetched into a closed connection. Not on a Redis Cluster, where the blocking
+ *    client's commands spread over nodes: there the worker waits as BullMQ does.
  */
 // Worker's own type parameters and defaults, so that the class stands wherever Worker does.
 export class StartFirstWorker<D = any, R = any, N extends string = string> extends Worker<D, R, N> {
   /** A job moveToActive just handed out has not started yet. */
   private fetchedNotStarted = false;
+  /** moveToActive queued behind the current BZPOPMIN, until the loop takes its answer. */
+  private prefetched?: { token: string; answer: Promise<MoveToActiveAnswer | undefined> };
+  private prefetches = 0;
+  /** The blocking connection's CLIENT ID (re-read after a reconnect), for CLIENT UNBLOCK. */
+  private blockingId?: Promise<number | undefined>;
+  private blockingClient?: RedisClient;
+  private stopPrefetching = false;
+
+  constructor(name: string, processor?: string | URL | null | Processor<D, R, N>, opts?: WorkerOptions) {
+    super(name, processor, opts);
+    const internals = this as unknown as WorkerInternals;
+    const waitForJob = internals.waitForJob.bind(this);
+    internals.waitForJob = (bclient, blockUntil) => this.waitAndPrefetch(waitForJob, bclient, blockUntil);
+  }
+
+  private async waitAndPrefetch(waitForJob: WorkerInternals['waitForJob'], bclient: RedisClient, blockUntil: number): Promise<number> {
+    if (this.prefetched) {
+      // The last wait ended without the loop asking for a job (a delayed job's marker, an error).
+      // A job it fetched is taken now (0: "fetch"); a "no job" answer is dropped, and this wait
+      // goes on with BullMQ's own deadline.
+      const answer = await this.prefetched.answer;
+      if (answer?.[0]) return 0;
+      this.prefetched = undefined;
+    }
+    const internals = this as unknown as WorkerInternals;
+    const prefetch = !this.stopPrefetching && !bclient.isCluster && !internals.paused && !internals.closing && !internals.isRateLimited();
+    if (prefetch) this.rememberBlockingId(bclient);
+    // BullMQ writes BZPOPMIN synchronously here; the moveToActive below queues behind it.
+    const woke = waitForJob(bclient, blockUntil);
+    if (prefetch) {
+      const token = `${this.id}:p${this.prefetches++}`;
+      const answer = this.scripts.moveToActive(bclient, token, this.opts.name) as Promise<MoveToActiveAnswer>;
+      this.prefetched = { token, answer: answer.catch(() => undefined) };
+    }
+    return woke;
+  }
+
+  /** CLIENT ID of the blocking connection, read before it blocks (once per connection). */
+  private rememberBlockingId(bclient: RedisClient): void {
+    if (this.blockingClient === bclient && this.blockingId) return;
+    this.blockingClient = bclient;
+    const read = () => {
+      this.blockingId = ((bclient as unknown as ClientCommand).client('ID') as Promise<number>).catch(() => undefined);
+    };
+    read();
+    bclient.on('ready', read); // a reconnect is a new client id
+  }
 
   protected override async moveToActive(client: RedisClient, token: string, name?: string): Promise<Job<D, R, N>> {
+    if (this.prefetched) {
+      // What Worker.moveToActive does with an answer, done when the loop takes it (so that its
+      // delays are not overwritten by the wait's own result).
+      const { token: prefetchToken, answer } = this.prefetched;
+      this.prefetched = undefined;
+      const [jobData, id, limitDelay, delayUntil] = (await answer) ?? [];
+      (this as unknown as WorkerInternals).updateDelays(limitDelay, delayUntil);
+      const job = await this.nextJobFromJobData(jobData as Parameters<Worker['nextJobFromJobData']>[0], id, prefetchToken);
+      this.fetchedNotStarted = Boolean(job);
+      return job;
+    }
     if (this.fetchedNotStarted) {
       this.fetchedNotStarted = false;
       // BullMQ's own "queue empty" answer: the loop then starts what it fetched.
@@ -32,5 +115,19 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   override processJob(job: Job<D, R, N>, token: string, fetchNextCallback?: () => boolean): Promise<void | Job<D, R, N>> {
     this.fetchedNotStarted = false;
     return super.processJob(job, token, fetchNextCallback);
+  }
+
+  override async close(force = false): Promise<void> {
+    this.stopPrefetching = true;
+    const pending = this.prefetched?.answer;
+    if (pending) {
+      // Wake our own wait so that the moveToActive behind it answers on a live connection; the
+      // loop then takes the answer (a job runs as usual before the close completes).
+      const id = await this.blockingId;
+      const client = (await this.client) as unknown as ClientCommand;
+      if (id !== undefined) await client.client('UNBLOCK', id).catch(() => undefined);
+      await pending;
+    }
+    return super.close(force);
   }
 }
