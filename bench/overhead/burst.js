@@ -18,14 +18,13 @@ const path = require('node:path');
 const crypto = require('node:crypto');
 const { Queue, Worker } = require('bullmq');
 const IORedis = require('ioredis');
-const { ROOT, posNum, log, runBench } = require('../support');
+const { ROOT, posNum, log, sleep, runBench } = require('../support');
 
 const SIZE = posNum(process.env.BURST_SIZE, 64);
 const ROUNDS = posNum(process.env.BURST_ROUNDS, 10);
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const { StartFirstWorker } = require(path.join(ROOT, 'dist/apps/worker/src/start-first-worker'));
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 async function round(kind, prefix, n) {

@@ -421,7 +421,7 @@ async function runGateway(url, workload, concurrency, durationS, pids) {
  * (whole-ms timestamps set by BullMQ): queue wait = processedOn - timestamp (enqueued until a
  * worker took it), in worker = finishedOn - processedOn (includes the provider call),
  * enqueue->finished = finishedOn - timestamp. The rest of the client-seen latency is HTTP,
- * validation, the enqueue round trip and the completion event back to the API.
+ * validation, the enqueue round trip and the completion notice back to the API.
  */
 async function jobBreakdown(prefix, gateway) {
   const { start, end } = gateway.window;

@@ -8,7 +8,7 @@ import { eventually, REDIS_URL, useOpenAIGateway } from '../support/gateway-harn
  * through a notice, or through the re-read the API makes when its subscriber reconnects.
  */
 describe('sync completion through completion notices (sweeper off)', () => {
-  const t = useOpenAIGateway({ SYNC_TIMEOUT_MS: '8000', SYNC_SWEEP_INTERVAL_MS: '600000', RETRY_ATTEMPTS: '1' });
+  const t = useOpenAIGateway({ SYNC_TIMEOUT_MS: '8000', SYNC_SWEEP_INTERVAL_MS: '600000' });
   const chat = (prompt: string) => ({ provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: [prompt] } });
 
   it('a completed job answers 200 with its result, and the job already reads COMPLETED', async () => {
