@@ -14,7 +14,8 @@
  * to tmp/ab-base/dist.
  *
  * Knobs (env): AB_BLOCKS (default 30), AB_BLOCK (default 100 requests), AB_WARMUP (default 500
- * requests per build), AB_CONCURRENCY (WORKER_CONCURRENCY of A and B, default `128,128`; e.g.
+ * requests per build), AB_LATENCY_MS (the fake's latency, default 0; at 20, as in run.js, every
+ * process on the path sleeps between hops and each hop pays a wake-up), AB_CONCURRENCY (WORKER_CONCURRENCY of A and B, default `128,128`; e.g.
  * `1,128` with the same build twice compares the two). Output: the median, p90 and mean of each build, the direct SDK call's
  * median for reference, and B − A.
  */
@@ -30,6 +31,7 @@ const BLOCKS = posNum(process.env.AB_BLOCKS, 30);
 const BLOCK = posNum(process.env.AB_BLOCK, 100);
 const WARMUP = posNum(process.env.AB_WARMUP, 500);
 const CONCURRENCY = (process.env.AB_CONCURRENCY || '128,128').split(',');
+const LATENCY_MS = String(posNum(process.env.AB_LATENCY_MS, 0));
 const BODY = JSON.stringify({ provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: ['What is AI?'] }, parameters: { max_tokens: 50 } });
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -71,7 +73,7 @@ async function main() {
   const [a, b] = process.argv.slice(2);
   if (!a || !b) throw new Error('usage: node bench/overhead/ab.js <build A dist> <build B dist>');
   const fakePort = await freePort();
-  const fake = startChild('fake', [path.join(ROOT, 'dist/test/fakes/openai-fake.js'), '--port', String(fakePort), '--latency', '0', '--no-record'], {});
+  const fake = startChild('fake', [path.join(ROOT, 'dist/test/fakes/openai-fake.js'), '--port', String(fakePort), '--latency', LATENCY_MS, '--no-record'], {});
   const fakeUrl = (await waitForLine(fake, /^OPENAI_FAKE_URL=/, 15_000)).slice('OPENAI_FAKE_URL='.length).trim();
   const builds = [await startBuild(a, fakeUrl, CONCURRENCY[0]), await startBuild(b, fakeUrl, CONCURRENCY[1] ?? CONCURRENCY[0])];
 
