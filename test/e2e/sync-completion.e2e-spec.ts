@@ -2,8 +2,10 @@ import IORedis from 'ioredis';
 import { eventually, REDIS_URL, useOpenAIGateway } from '../support/gateway-harness';
 
 /**
- * The sync path hears of a job's end from the completion notice the worker publishes on the
- * waiting API process's channel (sync-waiter.service.ts). The sweeper that re-reads waiting
+ * The sync path hears of a job's end from the completion notice published on the waiting API
+ * process's channel (sync-waiter.service.ts): by Redis, right behind the job's completion, from
+ * a script the worker writes after moveToFinished (finish-notices.ts), or by the worker itself
+ * (failures, and completions that script did not announce). The sweeper that re-reads waiting
  * jobs on a timer is set to 10 minutes here, so every answer below within SYNC_TIMEOUT_MS came
  * through a notice, or through the re-read the API makes when its subscriber reconnects.
  */
@@ -15,7 +17,7 @@ describe('sync completion through completion notices (sweeper off)', () => {
     const res = await t.gw.infer(chat('notice'));
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ data: { text: 'echo: notice' }, cached: false });
-    // Read before anything else: the worker publishes only after the job is stored as completed.
+    // Read before anything else: the notice goes out only once the job is stored as completed.
     const [jobId] = await withRedis((r) => r.zrevrange(`${t.gw.prefix}:openai:completed`, 0, 0));
     const view = await t.gw.request('GET', `/v1/inference/jobs/${jobId}`);
     expect(view.body).toMatchObject({ status: 'COMPLETED', result: { data: { text: 'echo: notice' } } });

@@ -16,10 +16,9 @@ import { CancelRegistry } from './cancel-registry';
 import { BatchRecorder } from './batch-recorder.service';
 import { WorkerMetricsService } from './worker-metrics.service';
 import { StartFirstWorker } from './start-first-worker';
+import { FinishNotices, INLINE_NOTICE_MAX_CHARS } from './finish-notices';
 import { WORKER_QUEUES } from './worker.tokens';
 
-/** Results up to this size travel in the completion notice; larger ones are read from the job. */
-const INLINE_NOTICE_MAX_CHARS = 256 * 1024;
 /** Temp files older than this at start-up belong to a crashed worker. */
 const STALE_TEMP_MS = 6 * 3600_000;
 
@@ -35,6 +34,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
   /** BullMQ does not close a connection it was given: we do, after the workers. */
   private readonly connections: RedisClient[] = [];
   private subscriber?: RedisClient;
+  private readonly notices = new FinishNotices();
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -72,7 +72,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     const worker = new StartFirstWorker<InferenceJobData, RawInferenceResponse>(
       this.keys.queueName(queue),
       // Three declared parameters: BullMQ passes the abort signal only to such processors.
-      (job, token, signal) => this.processor.process(job, token, signal!),
+      (job, token, signal) => this.run(job, token, signal!),
       {
         connection,
         prefix: this.config.queuePrefix,
@@ -87,6 +87,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
         },
       },
     );
+    this.notices.attach(worker);
     worker.on('completed', (job, result) => void this.onCompleted(job, result));
     worker.on('failed', (job, err) => {
       if (job) void this.onFailed(job, err);
@@ -96,9 +97,20 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     return worker;
   }
 
+  private async run(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, signal: AbortSignal): Promise<RawInferenceResponse> {
+    if (job.data.notify) this.notices.expect(job.id!, job.data.notify);
+    try {
+      return await this.processor.process(job, token, signal);
+    } catch (err) {
+      this.notices.forget(job.id!);
+      throw err;
+    }
+  }
+
   private async onCompleted(job: Job<InferenceJobData, RawInferenceResponse>, result: RawInferenceResponse): Promise<void> {
     let notice: string | undefined;
-    if (job.data.notify) {
+    // Usually Redis has published it right behind moveToFinished (FinishNotices).
+    if (job.data.notify && !(await this.notices.take(job.id!))) {
       // The result is serialized once and spliced in: embeddings make it tens of KB.
       const json = JSON.stringify(result);
       const head: CompletionNotice = { id: job.id!, state: 'completed' };
