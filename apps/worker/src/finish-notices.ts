@@ -1,6 +1,6 @@
 import { Worker } from 'bullmq';
 import { CompletionNotice } from '@lib/contracts';
-import { LuaScript, RedisClient } from '@lib/queue';
+import { LuaScript, RedisClient, writeTogether } from '@lib/queue';
 
 /** Results up to this size travel in the completion notice; larger ones are read from the job. */
 export const INLINE_NOTICE_MAX_CHARS = 256 * 1024;
@@ -58,9 +58,13 @@ export class FinishNotices {
     const scripts = worker.scripts as unknown as ScriptsInternals;
     const exec = scripts.execCommand.bind(scripts);
     scripts.execCommand = (client, name, args) => {
-      const reply = exec(client, name, args);
-      if (name === 'moveToFinished') this.afterFinish(client, args, scripts.moveToFinishedKeys.length);
-      return reply;
+      if (name !== 'moveToFinished') return exec(client, name, args);
+      // One write for both: the second would find Redis woken by the first and pay again.
+      return writeTogether(client, () => {
+        const reply = exec(client, name, args);
+        this.afterFinish(client, args, scripts.moveToFinishedKeys.length);
+        return reply;
+      });
     };
   }
 

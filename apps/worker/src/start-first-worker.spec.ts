@@ -151,6 +151,79 @@ describe('StartFirstWorker', () => {
       }
     });
 
+    /** Wraps the worker's moveToActive script call: records which connection each fetch used. */
+    function countFetches(worker: StartFirstWorker) {
+      const calls: Array<'blocking' | 'main'> = [];
+      const scripts = worker.scripts as unknown as { moveToActive: (client: RedisClient, ...rest: unknown[]) => Promise<unknown> };
+      const moveToActive = scripts.moveToActive.bind(scripts);
+      let main: unknown;
+      void worker.client.then((c) => (main = c));
+      scripts.moveToActive = (client, ...rest) => {
+        calls.push(client === main ? 'main' : 'blocking');
+        return moveToActive(client, ...rest);
+      };
+      return calls;
+    }
+
+    it('after a job starts, its next fetch also waits behind BZPOPMIN: no moveToActive of its own on an idle queue', async () => {
+      let done = 0;
+      const { queue, worker } = await idleWorker('prefetch-next', async () => void done++);
+      const calls = countFetches(worker);
+      try {
+        for (let i = 0; i < 10; i++) {
+          await queue.add('job', { i });
+          const deadline = Date.now() + 5_000;
+          while (done < i + 1 && Date.now() < deadline) await sleep(5);
+          await sleep(50);
+        }
+        expect(done).toBe(10);
+        // BullMQ's loop would call moveToActive on its main connection once per job (10).
+        expect(calls.filter((c) => c === 'main')).toHaveLength(0);
+        expect(calls.filter((c) => c === 'blocking').length).toBeGreaterThanOrEqual(10);
+      } finally {
+        await worker.close();
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+
+    it("a job's first calls (after a few awaits) are sent before the worker's next fetch", async () => {
+      const order: string[] = [];
+      const { queue, worker } = await idleWorker('prefetch-order', async (job) => {
+        // A processor's first Redis call (the rate limiter) comes after a few awaits.
+        await null;
+        await null;
+        await null;
+        order.push(`job ${job.data.i}`);
+      });
+      const calls = countFetches(worker);
+      const push = calls.push.bind(calls);
+      calls.push = (...items) => {
+        order.push('fetch');
+        return push(...items);
+      };
+      try {
+        for (let i = 0; i < 5; i++) {
+          await queue.add('job', { i });
+          const deadline = Date.now() + 5_000;
+          while (!order.includes(`job ${i}`) && Date.now() < deadline) await sleep(5);
+          await sleep(50);
+        }
+        // Each job's work comes right after the fetch that brought it, before the next one (job
+        // 0 came with the fetch made before the spy was in place).
+        expect(order[0]).toBe('job 0');
+        for (let i = 1; i < 5; i++) {
+          const at = order.indexOf(`job ${i}`);
+          expect(at).toBeGreaterThan(0);
+          expect(order[at - 1]).toBe('fetch');
+        }
+      } finally {
+        await worker.close();
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+
     it('a delayed job still starts when it is due, not at the next blocking timeout', async () => {
       let started = 0;
       const { queue, worker } = await idleWorker('prefetch-delayed', async () => void (started = Date.now()));

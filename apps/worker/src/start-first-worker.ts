@@ -1,4 +1,5 @@
 import { Job, Processor, RedisClient, Worker, WorkerOptions } from 'bullmq';
+import { writeTogether } from '@lib/queue';
 
 /** BullMQ 5 Worker internals this class relies on (private in its typings; pinned by the tests). */
 interface WorkerInternals {
@@ -7,6 +8,8 @@ interface WorkerInternals {
   isRateLimited(): boolean;
   paused: boolean;
   closing: Promise<void> | undefined;
+  /** The last fetch found the queue empty: the next one waits in BZPOPMIN first. */
+  drained: boolean;
 }
 
 /** What the moveToActive script answers: job data, job id, rate-limit delay, next delayed job's time. */
@@ -31,12 +34,21 @@ type ClientCommand = { client(subcommand: string, ...args: Array<string | number
  *    connection: a round trip between a job's arrival and its start. Here moveToActive is written
  *    on the blocking connection right behind BZPOPMIN, so Redis runs it the moment the wait ends;
  *    BullMQ's next moveToActive call takes that answer instead of asking again. This wraps
- *    BullMQ's private `waitForJob`. Every prefetched job is taken by the loop: a wait that
+ *    BullMQ's private `waitForJob`. The two commands leave in one write (writeTogether).
+ *    Every prefetched job is taken by the loop: a wait that
  *    starts while one is held returns at once (a "no job" answer is dropped, keeping BullMQ's
  *    deadline for delayed jobs); before closing, the worker wakes its own wait
  *    (CLIENT UNBLOCK) and lets the loop take the answer while its connections are still open, so
  *    that no job is fetched into a closed connection. Not on a Redis Cluster, where the blocking
  *    client's commands spread over nodes: there the worker waits as BullMQ does.
+ * 3. **After a job starts, the next fetch also goes behind a BZPOPMIN.** BullMQ's loop, after
+ *    starting a job, fetches with a plain moveToActive until one answers "no job", and only then
+ *    waits in BZPOPMIN. But moveToActive leaves a marker behind every job it hands out (BullMQ's
+ *    "a job may be available"), so that BZPOPMIN returns at once and its queued moveToActive
+ *    (2.) makes the same fetch in the same round trip: here the loop goes straight to it. On an
+ *    idle queue that saves one moveToActive per job. That wait is also sent one event-loop turn
+ *    after the job starts, so that the job's own first Redis call (the rate limiter) is written
+ *    first and does not queue behind it in Redis.
  */
 // Worker's own type parameters and defaults, so that the class stands wherever Worker does.
 export class StartFirstWorker<D = any, R = any, N extends string = string> extends Worker<D, R, N> {
@@ -49,6 +61,8 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   private blockingId?: Promise<number | undefined>;
   private blockingClient?: RedisClient;
   private stopPrefetching = false;
+  /** The next wait starts one event-loop turn late (see nextFetchBehindWait). */
+  private deferWait = false;
 
   constructor(name: string, processor?: string | URL | null | Processor<D, R, N>, opts?: WorkerOptions) {
     super(name, processor, opts);
@@ -66,17 +80,24 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
       if (answer?.[0]) return 0;
       this.prefetched = undefined;
     }
+    if (this.deferWait) {
+      // A job has just started: its first Redis call (the rate limiter) goes out before this fetch.
+      this.deferWait = false;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     const internals = this as unknown as WorkerInternals;
     const prefetch = !this.stopPrefetching && !bclient.isCluster && !internals.paused && !internals.closing && !internals.isRateLimited();
-    if (prefetch) this.rememberBlockingId(bclient);
-    // BullMQ writes BZPOPMIN synchronously here; the moveToActive below queues behind it.
-    const woke = waitForJob(bclient, blockUntil);
-    if (prefetch) {
+    if (!prefetch) return waitForJob(bclient, blockUntil);
+    this.rememberBlockingId(bclient);
+    // BullMQ writes BZPOPMIN synchronously in waitForJob; the moveToActive queues behind it, and
+    // both leave in one write: a second write would find Redis woken by the first and pay again.
+    return writeTogether(bclient, () => {
+      const woke = waitForJob(bclient, blockUntil);
       const token = `${this.id}:p${this.prefetches++}`;
       const answer = this.scripts.moveToActive(bclient, token, this.opts.name) as Promise<MoveToActiveAnswer>;
       this.prefetched = { token, answer: answer.catch(() => undefined) };
-    }
-    return woke;
+      return woke;
+    });
   }
 
   /** CLIENT ID of the blocking connection, read before it blocks (once per connection). */
@@ -104,6 +125,7 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
     }
     if (this.fetchedNotStarted) {
       this.fetchedNotStarted = false;
+      this.nextFetchBehindWait(client);
       // BullMQ's own "queue empty" answer: the loop then starts what it fetched.
       return undefined as unknown as Job<D, R, N>;
     }
@@ -113,8 +135,21 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   }
 
   override processJob(job: Job<D, R, N>, token: string, fetchNextCallback?: () => boolean): Promise<void | Job<D, R, N>> {
-    this.fetchedNotStarted = false;
+    if (this.fetchedNotStarted) {
+      this.fetchedNotStarted = false;
+      this.nextFetchBehindWait(this.blockingClient);
+    }
     return super.processJob(job, token, fetchNextCallback);
+  }
+
+  /**
+   * A job this worker fetched starts: its next fetch goes through the blocking wait (3. above),
+   * which returns at once on the marker moveToActive left, rather than a moveToActive of its own.
+   */
+  private nextFetchBehindWait(client: RedisClient | undefined): void {
+    if (this.stopPrefetching || !client || client.isCluster) return;
+    (this as unknown as WorkerInternals).drained = true;
+    this.deferWait = true;
   }
 
   override async close(force = false): Promise<void> {

@@ -7,3 +7,4 @@ export * from './queue.tokens';
 export * from './queue.module';
 export * from './startup';
 export * from './lua-script';
+export * from './write-together';
