@@ -8,6 +8,7 @@ import IORedis from 'ioredis';
 import { fakeEmbedding, OpenAIFake } from '../fakes/openai-fake';
 import { eventually, GatewayHarness, REDIS_URL, useOpenAIGateway } from '../support/gateway-harness';
 import { LocalRedisCluster, startRedisCluster } from '../support/redis-cluster';
+import { QUEUE_EVENTS_MAX_LEN } from '@lib/queue';
 
 const SECRET = 'batch-callback-secret-for-tests';
 const MODEL = 'text-embedding-3-small';
@@ -164,6 +165,19 @@ describe('batches', () => {
         expect(l.response.data.embedding).toEqual(expectedVector(e.text!));
       }
     });
+
+    // ~40,000 BullMQ events later, the queue's events stream (each `completed` event a copy of
+    // a result) holds about QUEUE_EVENTS_MAX_LEN, not BullMQ's 10,000: every Queue the API and
+    // the workers made of it (producer, batch feeder) gave the same bound.
+    const redis = new IORedis(REDIS_URL);
+    try {
+      expect(await redis.hget(`${t.gw.prefix}:openai:meta`, 'opts.maxLenEvents')).toBe(String(QUEUE_EVENTS_MAX_LEN));
+      const events = await redis.xlen(`${t.gw.prefix}:openai:events`);
+      expect(events).toBeGreaterThanOrEqual(QUEUE_EVENTS_MAX_LEN);
+      expect(events).toBeLessThan(QUEUE_EVENTS_MAX_LEN + 500);
+    } finally {
+      redis.disconnect();
+    }
   }, 180_000);
 
   it('DELETE cancels the lines that have not started; running ones finish; every line is answered and the batch ends CANCELED', async () => {

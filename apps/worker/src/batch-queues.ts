@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { batchCallbackQueueName, BatchCallbackJobData, BatchKeys, BatchLineOutcome, InferenceJobData, QueueName, RECORD_LINES, recordLinesArgs } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { LuaScript, REDIS, RedisClient, RedisKeys } from '@lib/queue';
+import { gatewayQueueOptions, LuaScript, REDIS, RedisClient, RedisKeys } from '@lib/queue';
 
 const RECORD_LINES_SCRIPT = new LuaScript(RECORD_LINES);
 
@@ -34,7 +34,7 @@ export class BatchQueues implements BeforeApplicationShutdown {
   provider(queue: QueueName): Queue<InferenceJobData> {
     let q = this.providers.get(queue);
     if (!q) {
-      q = new Queue<InferenceJobData>(this.redisKeys.queueName(queue), { connection: this.redis, prefix: this.config.queuePrefix });
+      q = new Queue<InferenceJobData>(this.redisKeys.queueName(queue), { connection: this.redis, prefix: this.config.queuePrefix, ...gatewayQueueOptions() });
       this.providers.set(queue, q);
     }
     return q;
@@ -44,6 +44,7 @@ export class BatchQueues implements BeforeApplicationShutdown {
     this.callbackQueue ??= new Queue<BatchCallbackJobData>(batchCallbackQueueName(this.redisKeys.cluster), {
       connection: this.redis,
       prefix: this.config.queuePrefix,
+      ...gatewayQueueOptions(),
     });
     return this.callbackQueue;
   }

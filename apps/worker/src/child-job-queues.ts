@@ -2,7 +2,7 @@ import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { Job, Queue } from 'bullmq';
 import { queueOfJobId, QueueName } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { REDIS, RedisClient, RedisKeys } from '@lib/queue';
+import { gatewayQueueOptions, REDIS, RedisClient, RedisKeys } from '@lib/queue';
 
 /**
  * Producer handles on the worker's own queues, for jobs that enqueue child jobs beside
@@ -25,7 +25,7 @@ export class ChildJobQueues implements OnModuleDestroy {
     if (!name) throw new Error(`job id ${job.id} names no queue`);
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(this.keys.queueName(name), { connection: this.redis, prefix: this.config.queuePrefix });
+      queue = new Queue(this.keys.queueName(name), { connection: this.redis, prefix: this.config.queuePrefix, ...gatewayQueueOptions() });
       this.queues.set(name, queue);
     }
     return queue;

@@ -8,6 +8,7 @@ import { BlobStore } from './blob-store';
 import { RedisKeys } from './redis-keys';
 import { createRedis, RedisClient } from './redis-connection';
 import { REDIS } from './queue.tokens';
+import { gatewayQueueOptions } from './job-options';
 
 /** Every provider queue by name, for code that picks the queue at run time. */
 @Injectable()
@@ -72,7 +73,7 @@ export class QueueModule {
       imports: [
         BullModule.forRoot({ connection: redis, prefix: config.queuePrefix }),
         // Injected by QueueName (getQueueToken('openai')); BullMQ's own name may carry a hash tag.
-        BullModule.registerQueueAsync(...ALL_QUEUES.map((name) => ({ name, useFactory: () => ({ name: keys.queueName(name) }) }))),
+        BullModule.registerQueueAsync(...ALL_QUEUES.map((name) => ({ name, useFactory: () => ({ name: keys.queueName(name), ...gatewayQueueOptions() }) }))),
       ],
       providers: [...sharedProviders(config, redis, keys), QueueRegistry],
       exports: [REDIS, RedisKeys, BlobStore, QueueRegistry, BullModule],
