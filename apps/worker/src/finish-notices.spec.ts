@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import IORedis from 'ioredis';
-import { FinishNotices, INLINE_NOTICE_MAX_CHARS } from './finish-notices';
+import { completedNotice, FinishNotices, INLINE_NOTICE_MAX_CHARS } from './finish-notices';
 import { StartFirstWorker } from './start-first-worker';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -90,6 +90,8 @@ describe('FinishNotices', () => {
     // Byte for byte what BullMQ stored.
     const stored = await connections[0].hget(`${prefix}:finish:${job.id}`, 'returnvalue');
     expect(mine[0].message).toBe(`{"id":${JSON.stringify(job.id)},"state":"completed","result":${stored}}`);
+    // The worker's own notice (its fallback) is the same text.
+    expect(completedNotice(job.id!, JSON.stringify(result))).toBe(mine[0].message);
   });
 
   it('sends only the head of a result over the inline limit', async () => {
@@ -100,6 +102,8 @@ describe('FinishNotices', () => {
     expect(mine).toHaveLength(1);
     expect(JSON.parse(mine[0].message)).toEqual({ id: job.id, state: 'completed' });
     expect(mine[0].state).toBe('completed');
+    const stored = await connections[0].hget(`${prefix}:finish:${job.id}`, 'returnvalue');
+    expect(completedNotice(job.id!, stored!)).toBe(mine[0].message);
   });
 
   it('publishes nothing for a job nobody waits for', async () => {

@@ -5,6 +5,21 @@ import { LuaScript, RedisClient, writeTogether } from '@lib/queue';
 /** Results up to this size travel in the completion notice; larger ones are read from the job. */
 export const INLINE_NOTICE_MAX_CHARS = 256 * 1024;
 
+/** `{"id":…,"state":"completed"` : a completed job's notice without its closing brace. */
+function completedHead(jobId: string): string {
+  const head: CompletionNotice = { id: jobId, state: 'completed' };
+  return JSON.stringify(head).slice(0, -1);
+}
+
+/**
+ * A completed job's notice from its serialized result (spliced in, not parsed and serialized
+ * again: embeddings make it tens of KB), or its head alone over the inline limit. The same text
+ * as NOTICE_IF_COMPLETED_LUA publishes.
+ */
+export function completedNotice(jobId: string, resultJson: string): string {
+  return resultJson.length <= INLINE_NOTICE_MAX_CHARS ? `${completedHead(jobId)},"result":${resultJson}}` : `${completedHead(jobId)}}`;
+}
+
 /**
  * KEYS: the queue's completed set, the job's hash. ARGV: job id, notice channel, the notice's
  * head (a JSON object without its closing brace), inline limit (bytes).
@@ -96,9 +111,8 @@ export class FinishNotices {
     const completed = args[keyCount + 2] === 'returnvalue' && args[keyCount + 4] === 'completed';
     const [completedKey, jobKey] = [args[10], args[11]];
     if (!completed || client.isCluster || typeof completedKey !== 'string' || typeof jobKey !== 'string') return;
-    const head: CompletionNotice = { id: jobId, state: 'completed' };
     // Written now, synchronously: it lands on the connection right behind moveToFinished.
-    const run = NOTICE_IF_COMPLETED.run(client, [completedKey, jobKey], [jobId, channel, JSON.stringify(head).slice(0, -1), INLINE_NOTICE_MAX_CHARS]);
+    const run = NOTICE_IF_COMPLETED.run(client, [completedKey, jobKey], [jobId, channel, completedHead(jobId), INLINE_NOTICE_MAX_CHARS]);
     const published = run.then(
       (n) => n === 1,
       () => false,

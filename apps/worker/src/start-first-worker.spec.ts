@@ -152,7 +152,7 @@ describe('StartFirstWorker', () => {
     });
 
     /** Wraps the worker's moveToActive script call: records which connection each fetch used. */
-    function countFetches(worker: StartFirstWorker) {
+    function countFetches(worker: StartFirstWorker, onFetch: () => void = () => undefined) {
       const calls: Array<'blocking' | 'main'> = [];
       const scripts = worker.scripts as unknown as { moveToActive: (client: RedisClient, ...rest: unknown[]) => Promise<unknown> };
       const moveToActive = scripts.moveToActive.bind(scripts);
@@ -160,6 +160,7 @@ describe('StartFirstWorker', () => {
       void worker.client.then((c) => (main = c));
       scripts.moveToActive = (client, ...rest) => {
         calls.push(client === main ? 'main' : 'blocking');
+        onFetch();
         return moveToActive(client, ...rest);
       };
       return calls;
@@ -196,12 +197,7 @@ describe('StartFirstWorker', () => {
         await null;
         order.push(`job ${job.data.i}`);
       });
-      const calls = countFetches(worker);
-      const push = calls.push.bind(calls);
-      calls.push = (...items) => {
-        order.push('fetch');
-        return push(...items);
-      };
+      countFetches(worker, () => order.push('fetch'));
       try {
         for (let i = 0; i < 5; i++) {
           await queue.add('job', { i });

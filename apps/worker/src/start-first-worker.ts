@@ -34,13 +34,13 @@ type ClientCommand = { client(subcommand: string, ...args: Array<string | number
  *    connection: a round trip between a job's arrival and its start. Here moveToActive is written
  *    on the blocking connection right behind BZPOPMIN, so Redis runs it the moment the wait ends;
  *    BullMQ's next moveToActive call takes that answer instead of asking again. This wraps
- *    BullMQ's private `waitForJob`. The two commands leave in one write (writeTogether).
- *    Every prefetched job is taken by the loop: a wait that
- *    starts while one is held returns at once (a "no job" answer is dropped, keeping BullMQ's
- *    deadline for delayed jobs); before closing, the worker wakes its own wait
- *    (CLIENT UNBLOCK) and lets the loop take the answer while its connections are still open, so
- *    that no job is fetched into a closed connection. Not on a Redis Cluster, where the blocking
- *    client's commands spread over nodes: there the worker waits as BullMQ does.
+ *    BullMQ's private `waitForJob`. The two commands leave in one write (writeTogether). Every
+ *    prefetched job is taken by the loop: a wait that starts while one is held returns at once
+ *    (a "no job" answer is dropped, keeping BullMQ's deadline for delayed jobs); before closing,
+ *    the worker wakes its own wait (CLIENT UNBLOCK) and lets the loop take the answer while its
+ *    connections are still open, so that no job is fetched into a closed connection. Not on a
+ *    Redis Cluster, where the blocking client's commands spread over nodes: there the worker
+ *    waits as BullMQ does.
  * 3. **After a job starts, the next fetch also goes behind a BZPOPMIN.** BullMQ's loop, after
  *    starting a job, fetches with a plain moveToActive until one answers "no job", and only then
  *    waits in BZPOPMIN. But moveToActive leaves a marker behind every job it hands out (BullMQ's

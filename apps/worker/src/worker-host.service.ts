@@ -16,7 +16,7 @@ import { CancelRegistry } from './cancel-registry';
 import { BatchRecorder } from './batch-recorder.service';
 import { WorkerMetricsService } from './worker-metrics.service';
 import { StartFirstWorker } from './start-first-worker';
-import { FinishNotices, INLINE_NOTICE_MAX_CHARS } from './finish-notices';
+import { completedNotice, FinishNotices } from './finish-notices';
 import { WORKER_QUEUES } from './worker.tokens';
 
 /** Temp files older than this at start-up belong to a crashed worker. */
@@ -110,12 +110,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
   private async onCompleted(job: Job<InferenceJobData, RawInferenceResponse>, result: RawInferenceResponse): Promise<void> {
     let notice: string | undefined;
     // Usually Redis has published it right behind moveToFinished (FinishNotices).
-    if (job.data.notify && !(await this.notices.take(job.id!))) {
-      // The result is serialized once and spliced in: embeddings make it tens of KB.
-      const json = JSON.stringify(result);
-      const head: CompletionNotice = { id: job.id!, state: 'completed' };
-      notice = json.length <= INLINE_NOTICE_MAX_CHARS ? `${JSON.stringify(head).slice(0, -1)},"result":${json}}` : JSON.stringify(head);
-    }
+    if (job.data.notify && !(await this.notices.take(job.id!))) notice = completedNotice(job.id!, JSON.stringify(result));
     await this.batches.record(job, { result });
     await this.finish(job, notice);
   }
