@@ -21,6 +21,8 @@ export const MAX_PAUSE_MS = 10 * 60_000;
 @Injectable()
 export class RateGate {
   private readonly logger = new Logger(RateGate.name);
+  /** Told of every admission, with the job's queue: its provider call is about to go out. */
+  private readonly admissionListeners: Array<(queue: QueueName) => void> = [];
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -33,6 +35,15 @@ export class RateGate {
    * `tokens` overrides the estimate from the request (the embedding path sends only the texts
    * the exact cache missed).
    */
+  /** `listener` hears of every admission (the worker host holds its next fetch until then). */
+  onAdmission(listener: (queue: QueueName) => void): void {
+    this.admissionListeners.push(listener);
+  }
+
+  private admitted(queue: QueueName): void {
+    for (const listener of this.admissionListeners) listener(queue);
+  }
+
   async enter(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, tokens?: number): Promise<Ticket> {
     const { request } = job.data;
     const queue = queueOf(job);
@@ -45,7 +56,10 @@ export class RateGate {
       leaseId: job.id!,
       prepaid: state.prepaidAttempt === job.attemptsMade,
     });
-    if (admission.admitted) return admission.ticket;
+    if (admission.admitted) {
+      this.admitted(queue);
+      return admission.ticket;
+    }
     await this.defer(job, token, admission);
     throw new DelayedError();
   }
@@ -67,7 +81,10 @@ export class RateGate {
       leaseId: first.id!,
       prepaid: members.every(({ job }) => job.data.limiter?.prepaidAttempt === job.attemptsMade),
     });
-    if (admission.admitted) return admission.ticket;
+    if (admission.admitted) {
+      this.admitted(queueOf(first));
+      return admission.ticket;
+    }
     await Promise.all(members.map(({ job, token }) => this.defer(job, token, admission)));
     return undefined;
   }

@@ -99,9 +99,9 @@ describe('StartFirstWorker', () => {
 
   describe('an idle worker fetches behind its wake-up (moveToActive queued behind BZPOPMIN)', () => {
     /** A worker of concurrency 4 on its own queue, idle once it has blocked on the empty queue. */
-    async function idleWorker(name: string, processor: (job: Job, token?: string) => Promise<unknown>) {
+    async function idleWorker(name: string, processor: (job: Job, token?: string) => Promise<unknown>, fetchHoldMs?: number) {
       const queue = new Queue(name, { connection: connect(), prefix });
-      const worker = new StartFirstWorker(name, processor, { connection: connect(), prefix, concurrency: 4 });
+      const worker = new StartFirstWorker(name, processor, { connection: connect(), prefix, concurrency: 4, fetchHoldMs });
       await worker.waitUntilReady();
       await sleep(200);
       return { queue, worker };
@@ -213,6 +213,76 @@ describe('StartFirstWorker', () => {
           expect(at).toBeGreaterThan(0);
           expect(order[at - 1]).toBe('fetch');
         }
+      } finally {
+        await worker.close();
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+    });
+
+    it('on a worker that was idle, the next fetch waits until the job says its provider call is out', async () => {
+      const order: string[] = [];
+      const turn = () => new Promise((r) => setImmediate(r));
+      let worker!: StartFirstWorker;
+      const idle = await idleWorker(
+        'prefetch-held',
+        async (job) => {
+          order.push(`job ${job.data.i}`);
+          // A rate gate's round trip and the provider call's write take event-loop turns.
+          await turn();
+          await turn();
+          order.push(`released ${job.data.i}`);
+          worker.releaseFetch();
+          await sleep(20);
+        },
+        10_000, // no hold ends by its timer here
+      );
+      worker = idle.worker;
+      countFetches(worker, () => order.push('fetch'));
+      try {
+        for (let i = 0; i < 4; i++) {
+          await idle.queue.add('job', { i });
+          const deadline = Date.now() + 5_000;
+          while (!order.includes(`released ${i}`) && Date.now() < deadline) await sleep(5);
+          await sleep(100);
+        }
+        for (let i = 0; i < 4; i++) {
+          const started = order.indexOf(`job ${i}`);
+          const released = order.indexOf(`released ${i}`);
+          expect(released).toBeGreaterThan(started);
+          // No fetch while the job starts; the fetch comes right after the release.
+          expect(order.slice(started + 1, released)).toEqual([]);
+          expect(order[released + 1]).toBe('fetch');
+        }
+      } finally {
+        await worker.close();
+        await idle.queue.obliterate({ force: true });
+        await idle.queue.close();
+      }
+    });
+
+    it('a job that never releases the fetch holds it only fetchHoldMs: a second job starts while the first runs', async () => {
+      const starts: Record<number, number> = {};
+      const ends: Record<number, number> = {};
+      const { queue, worker } = await idleWorker(
+        'prefetch-held-timer',
+        async (job) => {
+          starts[job.data.i] = Date.now();
+          await sleep(job.data.i === 0 ? 1_500 : 10);
+          ends[job.data.i] = Date.now();
+        },
+        200,
+      );
+      try {
+        await queue.add('job', { i: 0 });
+        const deadline = Date.now() + 5_000;
+        while (starts[0] === undefined && Date.now() < deadline) await sleep(2);
+        await queue.add('job', { i: 1 });
+        while (ends[1] === undefined && Date.now() < deadline) await sleep(5);
+        expect(starts[1]).toBeDefined();
+        // Fetched once the hold ran out, not when the first job ended.
+        expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(190);
+        expect(ends[0]).toBeUndefined();
       } finally {
         await worker.close();
         await queue.obliterate({ force: true });

@@ -12,6 +12,20 @@ interface WorkerInternals {
   drained: boolean;
 }
 
+/**
+ * On a worker that was idle, the fetch after a job starts waits for the job's provider call to
+ * go out (StartFirstWorker.releaseFetch), at most this long: jobs that never call a provider (a
+ * cache hit, a job the rate limiter sends to sleep) release it by this timer. A job that arrives
+ * meanwhile is fetched when it ends, or by the completion of the running job (moveToFinished
+ * fetches the next job), whichever comes first.
+ */
+export const FETCH_HOLD_MS = 2;
+
+export interface StartFirstWorkerOptions extends WorkerOptions {
+  /** How long a held fetch waits for releaseFetch at most. @defaultValue FETCH_HOLD_MS */
+  fetchHoldMs?: number;
+}
+
 /** What the moveToActive script answers: job data, job id, rate-limit delay, next delayed job's time. */
 type MoveToActiveAnswer = [unknown, string | undefined, number | undefined, number | undefined];
 
@@ -46,9 +60,12 @@ type ClientCommand = { client(subcommand: string, ...args: Array<string | number
  *    waits in BZPOPMIN. But moveToActive leaves a marker behind every job it hands out (BullMQ's
  *    "a job may be available"), so that BZPOPMIN returns at once and its queued moveToActive
  *    (2.) makes the same fetch in the same round trip: here the loop goes straight to it. On an
- *    idle queue that saves one moveToActive per job. That wait is also sent one event-loop turn
- *    after the job starts, so that the job's own first Redis call (the rate limiter) is written
- *    first and does not queue behind it in Redis.
+ *    idle queue that saves one moveToActive per job. That wait does not go out while the job
+ *    starts: written before the job's first Redis call (the rate limiter) it delays that call,
+ *    written during its round trip it delays the handling of the reply (traces in
+ *    bench/RESULTS.md, sixth session). On a worker that was idle it waits until the job has sent
+ *    its provider call (releaseFetch, called at the rate gate's admission) or FETCH_HOLD_MS; on
+ *    a busy worker one event-loop turn.
  */
 // Worker's own type parameters and defaults, so that the class stands wherever Worker does.
 export class StartFirstWorker<D = any, R = any, N extends string = string> extends Worker<D, R, N> {
@@ -61,11 +78,18 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   private blockingId?: Promise<number | undefined>;
   private blockingClient?: RedisClient;
   private stopPrefetching = false;
-  /** The next wait starts one event-loop turn late (see nextFetchBehindWait). */
-  private deferWait = false;
+  /** How the next wait starts (see nextFetchBehindWait): at once, a turn late, or when released. */
+  private nextWait: 'now' | 'turn' | 'held' = 'now';
+  /** Ends the current hold (releaseFetch, the timer, close). */
+  private endHold?: () => void;
+  /** Jobs running in this worker. */
+  private jobsRunning = 0;
 
-  constructor(name: string, processor?: string | URL | null | Processor<D, R, N>, opts?: WorkerOptions) {
-    super(name, processor, opts);
+  private readonly fetchHoldMs: number;
+
+  constructor(name: string, processor?: string | URL | null | Processor<D, R, N>, opts?: StartFirstWorkerOptions) {
+    super(name, processor, opts && withoutHold(opts));
+    this.fetchHoldMs = opts?.fetchHoldMs ?? FETCH_HOLD_MS;
     const internals = this as unknown as WorkerInternals;
     const waitForJob = internals.waitForJob.bind(this);
     internals.waitForJob = (bclient, blockUntil) => this.waitAndPrefetch(waitForJob, bclient, blockUntil);
@@ -80,11 +104,10 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
       if (answer?.[0]) return 0;
       this.prefetched = undefined;
     }
-    if (this.deferWait) {
-      // A job has just started: its first Redis call (the rate limiter) goes out before this fetch.
-      this.deferWait = false;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    const start = this.nextWait;
+    this.nextWait = 'now';
+    if (start === 'turn') await new Promise<void>((resolve) => setImmediate(resolve));
+    else if (start === 'held') await this.hold();
     const internals = this as unknown as WorkerInternals;
     const prefetch = !this.stopPrefetching && !bclient.isCluster && !internals.paused && !internals.closing && !internals.isRateLimited();
     if (!prefetch) return waitForJob(bclient, blockUntil);
@@ -139,21 +162,46 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
       this.fetchedNotStarted = false;
       this.nextFetchBehindWait(this.blockingClient);
     }
-    return super.processJob(job, token, fetchNextCallback);
+    this.jobsRunning++;
+    return super.processJob(job, token, fetchNextCallback).finally(() => this.jobsRunning--);
   }
 
   /**
    * A job this worker fetched starts: its next fetch goes through the blocking wait (3. above),
    * which returns at once on the marker moveToActive left, rather than a moveToActive of its own.
+   * On a worker that was idle it is held until the job has sent its provider call
+   * (releaseFetch) or `fetchHoldMs` has passed; on a busy one it goes a turn later.
    */
   private nextFetchBehindWait(client: RedisClient | undefined): void {
     if (this.stopPrefetching || !client || client.isCluster) return;
     (this as unknown as WorkerInternals).drained = true;
-    this.deferWait = true;
+    this.nextWait = this.jobsRunning === 0 ? 'held' : 'turn';
+  }
+
+  private hold(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => end(), this.fetchHoldMs);
+      const end = () => {
+        clearTimeout(timer);
+        if (this.endHold === end) this.endHold = undefined;
+        resolve();
+      };
+      this.endHold = end;
+    });
+  }
+
+  /**
+   * The job that started on this idle worker has sent its provider call: the fetch held back
+   * for it goes out now (after this event-loop turn, so behind the call's own write).
+   */
+  releaseFetch(): void {
+    const end = this.endHold;
+    if (end) setImmediate(end);
   }
 
   override async close(force = false): Promise<void> {
     this.stopPrefetching = true;
+    this.endHold?.();
     const pending = this.prefetched?.answer;
     if (pending) {
       // Wake our own wait so that the moveToActive behind it answers on a live connection; the
@@ -165,4 +213,8 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
     }
     return super.close(force);
   }
+}
+
+function withoutHold({ fetchHoldMs: _hold, ...options }: StartFirstWorkerOptions): WorkerOptions {
+  return options;
 }

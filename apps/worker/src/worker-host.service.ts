@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { Job, Worker } from 'bullmq';
+import { Job } from 'bullmq';
 import {
   blobRefsOf,
   CompletionNotice,
@@ -16,6 +16,7 @@ import { CancelRegistry } from './cancel-registry';
 import { BatchRecorder } from './batch-recorder.service';
 import { WorkerMetricsService } from './worker-metrics.service';
 import { StartFirstWorker } from './start-first-worker';
+import { RateGate } from './rate-gate';
 import { completedNotice, FinishNotices } from './finish-notices';
 import { WORKER_QUEUES } from './worker.tokens';
 
@@ -30,7 +31,7 @@ const STALE_TEMP_MS = 6 * 3600_000;
 @Injectable()
 export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(WorkerHost.name);
-  private readonly workers: Worker<InferenceJobData, RawInferenceResponse>[] = [];
+  private readonly workers = new Map<QueueName, StartFirstWorker<InferenceJobData, RawInferenceResponse>>();
   /** BullMQ does not close a connection it was given: we do, after the workers. */
   private readonly connections: RedisClient[] = [];
   private subscriber?: RedisClient;
@@ -46,6 +47,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly cancels: CancelRegistry,
     private readonly metrics: WorkerMetricsService,
     private readonly batches: BatchRecorder,
+    private readonly gate: RateGate,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -57,15 +59,17 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     subscriber.on('error', (err) => this.logger.warn(`cancel subscriber: ${err.message}`));
     subscriber.on('message', (_channel: string, jobId: string) => {
       this.cancels.remember(jobId);
-      for (const worker of this.workers) worker.cancelJob(jobId, ABORT_CANCELED);
+      for (const worker of this.workers.values()) worker.cancelJob(jobId, ABORT_CANCELED);
     });
     await subscriber.subscribe(this.keys.cancelChannel());
 
-    for (const queue of this.queues) this.workers.push(this.startWorker(queue));
+    for (const queue of this.queues) this.workers.set(queue, this.startWorker(queue));
+    // A worker that was idle fetches again once its new job's provider call is out.
+    this.gate.onAdmission((queue) => this.workers.get(queue)?.releaseFetch());
     this.logger.log(`serving ${this.queues.map((q) => `${q} (concurrency ${this.config.workerConcurrency[q]})`).join(', ')}`);
   }
 
-  private startWorker(queue: QueueName): Worker<InferenceJobData, RawInferenceResponse> {
+  private startWorker(queue: QueueName): StartFirstWorker<InferenceJobData, RawInferenceResponse> {
     const backoff = { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs };
     const connection = createRedis(this.config, `worker-${queue}`, { maxRetriesPerRequest: null });
     this.connections.push(connection);
@@ -135,7 +139,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     this.logger.log(`stopping (${signal ?? 'shutdown'}): no new jobs; running jobs get ${this.config.workerShutdownGraceMs} ms`);
-    const closing = this.workers.map((w) => w.close());
+    const closing = [...this.workers.values()].map((w) => w.close());
     const all = Promise.allSettled(closing);
     const graceOver = await Promise.race([
       all.then(() => false),
@@ -143,7 +147,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     ]);
     if (graceOver) {
       this.logger.warn('grace period over: handing running jobs back to the queue');
-      for (const worker of this.workers) worker.cancelAllJobs(ABORT_SHUTDOWN);
+      for (const worker of this.workers.values()) worker.cancelAllJobs(ABORT_SHUTDOWN);
       await all;
     }
     this.subscriber?.disconnect();
