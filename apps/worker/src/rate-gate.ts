@@ -30,11 +30,6 @@ export class RateGate {
     private readonly metrics: GatewayMetrics,
   ) {}
 
-  /**
-   * A ticket to call the provider now, or DelayedError after moving the job to its slot.
-   * `tokens` overrides the estimate from the request (the embedding path sends only the texts
-   * the exact cache missed).
-   */
   /** `listener` hears of every admission (the worker host holds its next fetch until then). */
   onAdmission(listener: (queue: QueueName) => void): void {
     this.admissionListeners.push(listener);
@@ -44,6 +39,11 @@ export class RateGate {
     for (const listener of this.admissionListeners) listener(queue);
   }
 
+  /**
+   * A ticket to call the provider now, or DelayedError after moving the job to its slot.
+   * `tokens` overrides the estimate from the request (the embedding path sends only the texts
+   * the exact cache missed).
+   */
   async enter(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, tokens?: number): Promise<Ticket> {
     const { request } = job.data;
     const queue = queueOf(job);
