@@ -20,6 +20,13 @@ describe('StartFirstWorker', () => {
     for (const c of connections) c.disconnect();
   });
 
+  /** Closes a test's worker, then removes its queue. */
+  async function stop(queue: Queue, worker: Worker): Promise<void> {
+    await worker.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
+
   /**
    * 20 jobs wait when a worker of `kind` with concurrency 20 starts: how many had it fetched
    * when it started the first one?
@@ -54,9 +61,7 @@ describe('StartFirstWorker', () => {
       expect(done).toBe(20);
       return atFirstStart;
     } finally {
-      await worker.close();
-      await queue.obliterate({ force: true });
-      await queue.close();
+      await stop(queue, worker);
     }
   }
 
@@ -91,9 +96,7 @@ describe('StartFirstWorker', () => {
       expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i));
       expect(most).toBe(8);
     } finally {
-      await worker.close();
-      await many.obliterate({ force: true });
-      await many.close();
+      await stop(many, worker);
     }
   });
 
@@ -122,9 +125,7 @@ describe('StartFirstWorker', () => {
         expect(tokens.filter((t) => /:p\d+$/.test(t)).length).toBe(10);
         expect(await queue.getCompletedCount()).toBe(10);
       } finally {
-        await worker.close();
-        await queue.obliterate({ force: true });
-        await queue.close();
+        await stop(queue, worker);
       }
     });
 
@@ -144,9 +145,7 @@ describe('StartFirstWorker', () => {
           expect(await queue.getActiveCount()).toBe(0);
           expect(ran).toBe(state === 'completed' ? 1 : 0);
         } finally {
-          await worker.close();
-          await queue.obliterate({ force: true });
-          await queue.close();
+          await stop(queue, worker);
         }
       }
     });
@@ -182,9 +181,7 @@ describe('StartFirstWorker', () => {
         expect(calls.filter((c) => c === 'main')).toHaveLength(0);
         expect(calls.filter((c) => c === 'blocking').length).toBeGreaterThanOrEqual(10);
       } finally {
-        await worker.close();
-        await queue.obliterate({ force: true });
-        await queue.close();
+        await stop(queue, worker);
       }
     });
 
@@ -214,9 +211,7 @@ describe('StartFirstWorker', () => {
           expect(order[at - 1]).toBe('fetch');
         }
       } finally {
-        await worker.close();
-        await queue.obliterate({ force: true });
-        await queue.close();
+        await stop(queue, worker);
       }
     });
 
@@ -255,9 +250,7 @@ describe('StartFirstWorker', () => {
           expect(order[released + 1]).toBe('fetch');
         }
       } finally {
-        await worker.close();
-        await idle.queue.obliterate({ force: true });
-        await idle.queue.close();
+        await stop(idle.queue, worker);
       }
     });
 
@@ -284,9 +277,7 @@ describe('StartFirstWorker', () => {
         expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(190);
         expect(ends[0]).toBeUndefined();
       } finally {
-        await worker.close();
-        await queue.obliterate({ force: true });
-        await queue.close();
+        await stop(queue, worker);
       }
     });
 
@@ -302,9 +293,7 @@ describe('StartFirstWorker', () => {
         // BullMQ's blocking timeout (drainDelay) is 5 s: well before it.
         expect(started - added).toBeLessThan(3_000);
       } finally {
-        await worker.close();
-        await queue.obliterate({ force: true });
-        await queue.close();
+        await stop(queue, worker);
       }
     });
   });
