@@ -281,6 +281,35 @@ describe('StartFirstWorker', () => {
       }
     });
 
+    it('a hold ends with its job: a worker of concurrency 1 waits for the next job as soon as one ends', async () => {
+      const queue = new Queue('prefetch-held-c1', { connection: connect(), prefix });
+      const starts: number[] = [];
+      const ends: number[] = [];
+      const worker = new StartFirstWorker(
+        'prefetch-held-c1',
+        async () => {
+          starts.push(Date.now());
+          await sleep(5);
+          ends.push(Date.now());
+        },
+        { connection: connect(), prefix, concurrency: 1, fetchHoldMs: 3_000 },
+      );
+      try {
+        await worker.waitUntilReady();
+        await sleep(200);
+        await queue.add('job', { i: 0 });
+        const deadline = Date.now() + 10_000;
+        while (ends.length < 1 && Date.now() < deadline) await sleep(2);
+        await sleep(20); // idle again, after the first job's completion found the queue empty
+        await queue.add('job', { i: 1 });
+        while (starts.length < 2 && Date.now() < deadline) await sleep(2);
+        // Well before the 3 s hold would have run out.
+        expect(starts[1] - ends[0]).toBeLessThan(1_500);
+      } finally {
+        await stop(queue, worker);
+      }
+    });
+
     it('a delayed job still starts when it is due, not at the next blocking timeout', async () => {
       let started = 0;
       const { queue, worker } = await idleWorker('prefetch-delayed', async () => void (started = Date.now()));

@@ -15,9 +15,9 @@ interface WorkerInternals {
 /**
  * On a worker that was idle, the fetch after a job starts waits for the job's provider call to
  * go out (StartFirstWorker.releaseFetch), at most this long: jobs that never call a provider (a
- * cache hit, a job the rate limiter sends to sleep) release it by this timer. A job that arrives
- * meanwhile is fetched when it ends, or by the completion of the running job (moveToFinished
- * fetches the next job), whichever comes first.
+ * cache hit, a job the rate limiter sends to sleep) release it by this timer, and a hold ends
+ * with its job at the latest. A job that arrives meanwhile is fetched when the hold ends, or by
+ * the completion of the running job (moveToFinished fetches the next job).
  */
 export const FETCH_HOLD_MS = 2;
 
@@ -163,7 +163,12 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
       this.nextFetchBehindWait(this.blockingClient);
     }
     this.jobsRunning++;
-    return super.processJob(job, token, fetchNextCallback).finally(() => this.jobsRunning--);
+    return super.processJob(job, token, fetchNextCallback).finally(() => {
+      this.jobsRunning--;
+      // A hold is for the job that started on an idle worker: it ends with that job at the latest.
+      if (this.nextWait === 'held') this.nextWait = 'now';
+      this.endHold?.();
+    });
   }
 
   /**
