@@ -1,5 +1,10 @@
+import { spawn } from 'node:child_process';
+import * as readline from 'node:readline';
+import IORedis from 'ioredis';
 import { GatewayMetrics } from '@lib/metrics';
-import { eventually, useOpenAIGateway } from '../support/gateway-harness';
+import { LuaScript } from '@lib/queue';
+import { FETCH_ADMIT_LUA, RESERVE_LUA } from '@lib/ratelimit';
+import { eventually, REDIS_URL, useOpenAIGateway } from '../support/gateway-harness';
 import { limitsFile } from '../support/limits-file';
 
 const chat = (model: string, prompt = 'hi') => ({ provider: 'openai', model, inputs: { prompts: [prompt] }, parameters: { max_tokens: 10 } });
@@ -27,6 +32,50 @@ describe('provider rate limits shared by every worker', () => {
     expect(at).toHaveLength(4);
     // The first call goes at once; the other three each get their own slot, ~1010 ms apart.
     expect(at[3] - at[0]).toBeGreaterThanOrEqual(2_300);
+  });
+});
+
+describe('admission in the round trip that fetches the job', () => {
+  const t = useOpenAIGateway({ RATE_LIMITS_FILE: limitsFile('providers:\n  openai:\n    rpm: 100000\n    tpm: 100000000\n    concurrency: 100\n') });
+
+  it('a chat job reaches its provider without a limiter call of its own; an embedding job makes one', async () => {
+    const fetchAdmit = new LuaScript(FETCH_ADMIT_LUA).sha;
+    const reserve = new LuaScript(RESERVE_LUA).sha;
+    // redis-cli's MONITOR: every command Redis runs, one line each ("evalsha" "<sha>" "<n>" keys... args...).
+    const monitor = spawn('redis-cli', ['-u', REDIS_URL, 'monitor'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const scripts: Array<{ sha: string; chargesHere: boolean }> = [];
+    let started: () => void;
+    const monitoring = new Promise<void>((resolve) => (started = resolve));
+    readline.createInterface({ input: monitor.stdout }).on('line', (line) => {
+      if (line === 'OK') started(); // MONITOR is on
+      const args = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]);
+      if (args[0]?.toLowerCase() === 'evalsha') scripts.push({ sha: args[1], chargesHere: args.some((a) => a.startsWith(`${t.gw.prefix}:rl:`)) });
+    });
+    try {
+      await monitoring;
+      await new Promise((r) => setTimeout(r, 300)); // the worker is idle: its fetch waits in BZPOPMIN
+      const res = await t.gw.infer(chat('gpt-4o-mini', 'admitted on fetch'));
+      expect(res.status).toBe(200);
+      const log = await eventually(async () => {
+        const redis = new IORedis(REDIS_URL);
+        try {
+          const members = await redis.zrange(`${t.gw.prefix}:rl:{openai}:rpm:log`, 0, -1);
+          return members.length > 0 ? members : undefined;
+        } finally {
+          redis.disconnect();
+        }
+      });
+      // Charged once (one request in the send log), by the script behind the fetch.
+      expect(log).toHaveLength(1);
+      expect(scripts.filter((s) => s.sha === fetchAdmit).length).toBeGreaterThanOrEqual(1);
+      expect(scripts.filter((s) => s.sha === reserve && s.chargesHere)).toEqual([]);
+
+      const embedding = await t.gw.infer({ provider: 'openai', model: 'text-embedding-3-small', inputs: { text: 'charged at the gate' } });
+      expect(embedding.status).toBe(200);
+      await eventually(() => scripts.some((s) => s.sha === reserve && s.chargesHere) || undefined);
+    } finally {
+      monitor.kill();
+    }
   });
 });
 

@@ -18,6 +18,7 @@ import {
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { inferenceJobOptions } from '@lib/queue';
+import { fetchAdmitSubject } from '@lib/ratelimit';
 import { BatchCompactor } from './batch-compactor.service';
 import { BatchFinalizer } from './batch-finalizer.service';
 import { withBatchLock } from './batch-lock';
@@ -122,7 +123,7 @@ export class BatchFeeder implements OnApplicationBootstrap, BeforeApplicationShu
       for (const [queue, group] of byQueue) {
         await this.queues.provider(queue).addBulk(
           group.map((line) => {
-            const data: InferenceJobData = { request: line.r, receivedAt: now, requestId: line.x, semanticCache: line.s, batch: { id, index: line.i, customId: line.c } };
+            const data: InferenceJobData = { admit: fetchAdmitSubject(line.r, line.s !== undefined), request: line.r, receivedAt: now, requestId: line.x, semanticCache: line.s, batch: { id, index: line.i, customId: line.c } };
             return { name: JobName.Inference, data, opts: inferenceJobOptions(this.config, batchJobId(queue, id, line.i)) };
           }),
         );

@@ -1,9 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DelayedError, Job } from 'bullmq';
-import { InferenceJobData, queueOfJobId, QueueName, RawInferenceResponse, TokensUsed } from '@lib/contracts';
+import type { Redis } from 'ioredis';
+import { InferenceJobData, LimiterState, queueOfJobId, QueueName, RawInferenceResponse, TokensUsed } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { GatewayMetrics } from '@lib/metrics';
-import { Admission, estimateTokens, ProviderLimiter, reportedTokens, Ticket } from '@lib/ratelimit';
+import { Admission, estimateTokens, FetchAdmission, ProviderLimiter, reportedTokens, Ticket } from '@lib/ratelimit';
 
 /** Without a provider hint, the first 429 pause lasts this long and doubles per repeat. */
 export const DEFAULT_PAUSE_MS = 1_000;
@@ -16,13 +17,17 @@ export const MAX_PAUSE_MS = 10 * 60_000;
  * Between a job and its provider call: the shared limiter admits the call now, or the job
  * sleeps in BullMQ's delayed set until its reserved slot. A sleeping job holds no worker slot
  * and is charged no attempt (DelayedError); its slot survives a worker crash because it is
- * recorded in the job (`limiter.prepaidAttempt`).
+ * recorded in the job (`limiter.prepaidAttempt`). A job the API marked with a limiter subject
+ * (`admit`) is usually admitted already by the round trip that fetched it (admitOnFetch); `enter`
+ * then takes that answer instead of asking Redis.
  */
 @Injectable()
 export class RateGate {
   private readonly logger = new Logger(RateGate.name);
   /** Told of every admission, with the job's queue: its provider call is about to go out. */
   private readonly admissionListeners: Array<(queue: QueueName) => void> = [];
+  /** Admissions made by a fetch (admitOnFetch), by the fetch's token, until the job takes or drops them. */
+  private readonly fetched = new Map<string, Promise<FetchAdmission | undefined>>();
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -40,6 +45,35 @@ export class RateGate {
   }
 
   /**
+   * Sends the admission of the job that the fetch with `token` hands out, on that fetch's
+   * connection right behind it (StartFirstWorker's onFetch): it runs in Redis in the same round
+   * trip, and `enter` takes its answer instead of asking the limiter again.
+   */
+  admitOnFetch(queue: QueueName, client: Redis, token: string, queueKeys: { active: string; jobPrefix: string }): void {
+    const answer = this.limiter.admitOnFetch(client, queue, queueKeys, token).catch((err: Error) => {
+      this.logger.debug(`admission on fetch failed (the rate gate asks again): ${err.message}`);
+      return undefined;
+    });
+    this.fetched.set(token, answer);
+    void answer.then((fetched) => {
+      if (!fetched) this.fetched.delete(token); // no job came with that fetch
+    });
+  }
+
+  /**
+   * A job that ran with `token` has ended: an admission its fetch made and the job never used
+   * (a cancel, a path that never called the provider) gives its call slot back.
+   */
+  dropFetchAdmission(token: string | undefined): void {
+    const answer = token === undefined ? undefined : this.fetched.get(token);
+    if (!answer) return;
+    this.fetched.delete(token!);
+    void answer.then((fetched) => {
+      if (fetched?.admission?.admitted) return this.leave(fetched.admission.ticket, undefined);
+    });
+  }
+
+  /**
    * A ticket to call the provider now, or DelayedError after moving the job to its slot.
    * `tokens` overrides the estimate from the request (the embedding path sends only the texts
    * the exact cache missed).
@@ -49,13 +83,15 @@ export class RateGate {
     const queue = queueOf(job);
     const state = job.data.limiter ?? {};
     const limits = this.limiter.limitsOf(queue);
-    const admission = await this.limiter.acquire({
-      queue,
-      model: request.model,
-      tokens: tokens ?? estimateTokens(request, limits?.defaultMaxTokens ?? 0),
-      leaseId: job.id!,
-      prepaid: state.prepaidAttempt === job.attemptsMade,
-    });
+    const admission =
+      (tokens === undefined ? await this.takeFetchAdmission(job, token) : undefined) ??
+      (await this.limiter.acquire({
+        queue,
+        model: request.model,
+        tokens: tokens ?? estimateTokens(request, limits?.defaultMaxTokens ?? 0),
+        leaseId: job.id!,
+        prepaid: state.prepaidAttempt === job.attemptsMade,
+      }));
     if (admission.admitted) {
       this.admitted(queue);
       return admission.ticket;
@@ -89,6 +125,18 @@ export class RateGate {
     return undefined;
   }
 
+  /** The admission the job's fetch made for it, if it made one. */
+  private async takeFetchAdmission(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined): Promise<Admission | undefined> {
+    const answer = token === undefined ? undefined : this.fetched.get(token);
+    if (!answer) return undefined;
+    this.fetched.delete(token!);
+    const fetched = await answer;
+    if (!fetched) return undefined;
+    if (fetched.jobId === job.id) return fetched.admission;
+    if (fetched.admission?.admitted) void this.leave(fetched.admission.ticket, undefined);
+    return undefined;
+  }
+
   /** Puts a job to sleep until its slot, recording the slot it holds. */
   private async defer(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, admission: Extract<Admission, { admitted: false }>): Promise<void> {
     const queue = queueOf(job);
@@ -100,7 +148,7 @@ export class RateGate {
     // A new reservation is this attempt's slot; a pause loses any slot held; waiting for a call
     // slot or for the last minute's sends keeps it.
     const prepaidAttempt = admission.reserved ? job.attemptsMade : admission.reason === 'paused' ? undefined : state.prepaidAttempt;
-    if (prepaidAttempt !== state.prepaidAttempt) await job.updateData({ ...job.data, limiter: { ...state, prepaidAttempt } });
+    if (prepaidAttempt !== state.prepaidAttempt) await job.updateData(withLimiterState(job.data, { ...state, prepaidAttempt }));
     await job.moveToDelayed(Date.now() + admission.waitMs, token);
   }
 
@@ -125,10 +173,18 @@ export class RateGate {
     this.metrics.rateLimitPause(queue, job.data.request.model, pauseMs);
     this.logger.log(`${queue} ${job.data.request.model} answered 429: paused for ${pauseMs} ms on every worker`);
     // The job comes back a little after the pause ends, re-reserving its slot then.
-    await job.updateData({ ...job.data, limiter: { requeues: requeues + 1 } });
+    await job.updateData(withLimiterState(job.data, { requeues: requeues + 1 }));
     await job.moveToDelayed(Date.now() + pauseMs + Math.round(Math.random() * Math.min(1_000, pauseMs * 0.1)), token);
     return new DelayedError();
   }
+}
+
+/**
+ * The job's data with this limiter state, and without the subject for admission on fetch: a job
+ * that holds a slot or sat out a pause comes back to the rate gate, which knows its state.
+ */
+function withLimiterState({ admit: _admit, ...data }: InferenceJobData, limiter: LimiterState): InferenceJobData {
+  return { ...data, limiter };
 }
 
 function queueOf(job: Job): QueueName {

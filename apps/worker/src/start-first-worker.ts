@@ -24,6 +24,13 @@ export const FETCH_HOLD_MS = 2;
 export interface StartFirstWorkerOptions extends WorkerOptions {
   /** How long a held fetch waits for releaseFetch at most. @defaultValue FETCH_HOLD_MS */
   fetchHoldMs?: number;
+  /**
+   * Called in the write of every fetch behind a wait (2.), right after its moveToActive: what it
+   * sends on `client` runs in Redis as soon as the fetch hands out a job, in the same round trip
+   * (the rate gate admits the job there: RateGate.admitOnFetch). `token` is the token the
+   * fetched job runs with; `keys` are the queue's active list and its job key prefix.
+   */
+  onFetch?: (client: RedisClient, token: string, keys: { active: string; jobPrefix: string }) => void;
 }
 
 /** What the moveToActive script answers: job data, job id, rate-limit delay, next delayed job's time. */
@@ -66,6 +73,10 @@ type ClientCommand = { client(subcommand: string, ...args: Array<string | number
  *    bench/RESULTS.md, sixth session). On a worker that was idle it waits until the job has sent
  *    its provider call (releaseFetch, called at the rate gate's admission) or FETCH_HOLD_MS; on
  *    a busy worker one event-loop turn.
+ * 4. **Whatever the fetched job needs first from Redis can ride in the same round trip.** Every
+ *    fetch behind a wait calls `onFetch` inside its write, after its moveToActive: the worker host
+ *    queues the job's rate-limit admission there (RateGate.admitOnFetch), which Redis runs the
+ *    moment the job is handed out.
  */
 // Worker's own type parameters and defaults, so that the class stands wherever Worker does.
 export class StartFirstWorker<D = any, R = any, N extends string = string> extends Worker<D, R, N> {
@@ -86,10 +97,12 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   private jobsRunning = 0;
 
   private readonly fetchHoldMs: number;
+  private readonly onFetch?: StartFirstWorkerOptions['onFetch'];
 
   constructor(name: string, processor?: string | URL | null | Processor<D, R, N>, opts?: StartFirstWorkerOptions) {
     super(name, processor, opts && withoutHold(opts));
     this.fetchHoldMs = opts?.fetchHoldMs ?? FETCH_HOLD_MS;
+    this.onFetch = opts?.onFetch;
     const internals = this as unknown as WorkerInternals;
     const waitForJob = internals.waitForJob.bind(this);
     internals.waitForJob = (bclient, blockUntil) => this.waitAndPrefetch(waitForJob, bclient, blockUntil);
@@ -119,6 +132,7 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
       const token = `${this.id}:p${this.prefetches++}`;
       const answer = this.scripts.moveToActive(bclient, token, this.opts.name) as Promise<MoveToActiveAnswer>;
       this.prefetched = { token, answer: answer.catch(() => undefined) };
+      this.onFetch?.(bclient, token, { active: this.keys.active, jobPrefix: this.keys[''] });
       return woke;
     });
   }
@@ -220,6 +234,6 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   }
 }
 
-function withoutHold({ fetchHoldMs: _hold, ...options }: StartFirstWorkerOptions): WorkerOptions {
+function withoutHold({ fetchHoldMs: _hold, onFetch: _onFetch, ...options }: StartFirstWorkerOptions): WorkerOptions {
   return options;
 }

@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import {
   blobRefsOf,
   CompletionNotice,
@@ -81,6 +82,8 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
         connection,
         prefix: this.config.queuePrefix,
         concurrency: this.config.workerConcurrency[queue],
+        // The fetched job's rate-limit admission runs in Redis right behind its fetch.
+        onFetch: (client, token, keys) => this.gate.admitOnFetch(queue, client as unknown as Redis, token, keys),
         lockDuration: this.config.workerLockDurationMs,
         // Stalled-job recovery stays on: a job whose worker died goes back to the queue.
         stalledInterval: Math.max(1000, Math.floor(this.config.workerLockDurationMs / 2)),
@@ -108,6 +111,8 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
     } catch (err) {
       this.notices.forget(job.id!);
       throw err;
+    } finally {
+      this.gate.dropFetchAdmission(token);
     }
   }
 

@@ -11,6 +11,14 @@ export enum JobName {
 
 /** The payload of one `/v1/inference` request travelling through its provider queue. */
 export interface InferenceJobData {
+  /**
+   * Set by the API on a job that goes straight from its fetch to the provider call (chat
+   * without the semantic cache): the limiter subject, `[model, estimated tokens, 1 when the
+   * provider's default_max_tokens is still to be added]`. The worker's fetch admits such a job
+   * in the same Redis round trip (FETCH_ADMIT_LUA reads it without parsing the rest of the
+   * data, so it must stay the first key). The worker drops it when it records limiter state.
+   */
+  admit?: FetchAdmitSubject;
   request: NormalizedRequest;
   /** Epoch ms when the API received the request; `latency_ms` is measured from here. */
   receivedAt: number;
@@ -29,6 +37,9 @@ export interface InferenceJobData {
   /** Set by the worker on a long audio/video job it split into child jobs (`<id>-m<index>`), which it then merges. */
   longMedia?: LongMediaPlan;
 }
+
+/** See InferenceJobData.admit. */
+export type FetchAdmitSubject = [model: string, tokens: number, addDefaultMaxTokens: 0 | 1];
 
 /** How a long audio or video job was cut: one part per child job, offsets in s of the source. */
 export interface LongMediaPlan {

@@ -25,7 +25,7 @@
  * waitMs, come back prepaid); 2 concurrency full, 3 paused, 4 the last minute's sends are at
  * the cap (nothing charged: come back after waitMs, keeping any slot already held).
  */
-export const RESERVE_LUA = `
+const RESERVE_BODY = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prepaid = ARGV[1] == '1'
@@ -123,6 +123,95 @@ for j = 1, c do
   redis.call('PEXPIRE', key, leaseTtl + 1000)
 end
 return {0, 0}
+`;
+
+/** RESERVE as a Lua function, `reserve(KEYS, ARGV)`, for scripts that admit on the way. */
+const RESERVE_FN = `local function reserve(KEYS, ARGV)${RESERVE_BODY}end
+`;
+
+export const RESERVE_LUA = `${RESERVE_FN}return reserve(KEYS, ARGV)
+`;
+
+/**
+ * Admission of a job in the round trip that fetched it: written by a worker on its blocking
+ * connection right behind BZPOPMIN and moveToActive (StartFirstWorker), so that Redis runs it
+ * the moment the job is handed out. It finds the job the fetch just locked (the head of the
+ * active list, locked with the fetch's token), reads the limiter subject the API put first in
+ * the job's data (`{"admit":[model, tokens, 1 when default_max_tokens applies], ...}`: read
+ * without parsing the rest of the data), builds the keys and arguments ProviderLimiter.acquire
+ * would (the same scopes, model caps matched the same way: an exact name, else the longest
+ * `*` prefix) and runs RESERVE with them.
+ *
+ * Not on a Redis Cluster: it reads the job's keys and the limiter's, which live in different
+ * slots.
+ *
+ * KEYS: the queue's active list.
+ * ARGV: job key prefix, the fetch's token, the limiter's key prefix for the queue
+ *       (\`<prefix>:rl:{<queue>}:\`), leaseTtlMs, concRetryMs, windowMs, defaultMaxTokens,
+ *       hasProvider (1 when the queue has limits), m, the provider's scope (7 numbers), then
+ *       m x (model name or \`prefix*\`, 7 numbers). A scope's numbers: rpm emission, tolerance,
+ *       cap, tpm emission, tolerance, cap, concurrency; a cap of 0 is not enforced.
+ * Returns false when the fetch handed out no job; {jobId} when the job has no subject (it is
+ * admitted at the rate gate as usual); else {jobId, waitMs, state, model, tokens}, with
+ * RESERVE's waitMs and state for the job (lease named after the job id, not prepaid).
+ */
+export const FETCH_ADMIT_LUA = `${RESERVE_FN}
+local jobId = redis.call('LINDEX', KEYS[1], 0)
+if not jobId then return false end
+local jobKey = ARGV[1] .. jobId
+if redis.call('GET', jobKey .. ':lock') ~= ARGV[2] then return false end
+local data = redis.call('HGET', jobKey, 'data')
+if not data or string.sub(data, 1, 10) ~= '{"admit":[' then return {jobId} end
+local close = string.find(data, ']', 11, true)
+if not close then return {jobId} end
+local ok, admit = pcall(cjson.decode, string.sub(data, 10, close))
+if not ok or type(admit) ~= 'table' or type(admit[1]) ~= 'string' or type(admit[2]) ~= 'number' then return {jobId} end
+local model, tokens = admit[1], admit[2]
+if admit[3] == 1 then tokens = tokens + tonumber(ARGV[7]) end
+
+local prefix = ARGV[3]
+local tats, logs, sums, quads, leases, limits = {}, {}, {}, {}, {}, {}
+local function scope(o, name)
+  local function budget(kind, e, tol, cost, cap)
+    local base = prefix .. name .. kind .. ':'
+    tats[#tats + 1], logs[#logs + 1], sums[#sums + 1] = base .. 'tat', base .. 'log', base .. 'sum'
+    for _, v in ipairs({e, tol, cost, cap}) do quads[#quads + 1] = v end
+  end
+  if tonumber(ARGV[o + 2]) > 0 then budget('rpm', ARGV[o], ARGV[o + 1], 1, ARGV[o + 2]) end
+  if tonumber(ARGV[o + 5]) > 0 and tokens > 0 then budget('tpm', ARGV[o + 3], ARGV[o + 4], tokens, ARGV[o + 5]) end
+  if tonumber(ARGV[o + 6]) > 0 then
+    leases[#leases + 1] = prefix .. name .. 'conc'
+    limits[#limits + 1] = ARGV[o + 6]
+  end
+end
+if ARGV[8] == '1' then
+  scope(10, '')
+  local best, bestLen = nil, -1
+  for i = 0, tonumber(ARGV[9]) - 1 do
+    local o = 17 + i * 8
+    local name = ARGV[o]
+    if name == model then
+      best = o
+      break
+    end
+    if string.sub(name, -1) == '*' then
+      local head = string.sub(name, 1, -2)
+      if #head > bestLen and string.sub(model, 1, #head) == head then best, bestLen = o, #head end
+    end
+  end
+  if best then scope(best + 1, 'm:' .. model .. ':') end
+end
+
+local keys = {}
+for _, list in ipairs({tats, logs, sums, {prefix .. 'pause', prefix .. 'm:' .. model .. ':pause'}, leases}) do
+  for _, key in ipairs(list) do keys[#keys + 1] = key end
+end
+local args = {'0', #tats, 2, #leases, jobId, ARGV[4], ARGV[5], ARGV[6]}
+for _, list in ipairs({quads, limits}) do
+  for _, v in ipairs(list) do args[#args + 1] = v end
+end
+local answer = reserve(keys, args)
+return {jobId, answer[1], answer[2], model, tokens}
 `;
 
 /**

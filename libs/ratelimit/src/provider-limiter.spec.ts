@@ -206,4 +206,106 @@ describe('ProviderLimiter (real Redis)', () => {
     await w.pause(QueueName.OpenAI, 'gpt-4o', 1_000);
     expect((await w.acquire(subject())).admitted).toBe(false);
   });
+
+  describe('admitOnFetch (the admission of a job in the round trip that fetched it)', () => {
+    const LIMITS = {
+      providers: {
+        openai: {
+          rpm: 1_000,
+          tpm: 100_000,
+          concurrency: 50,
+          default_max_tokens: 300,
+          models: { 'gpt-4o*': { rpm: 50, tpm: 20_000 }, 'gpt-4o-mini': { rpm: 40, concurrency: 2 }, 'gpt-4*': { tpm: 9_000 } },
+        },
+      },
+    };
+    let jobSeq = 0;
+
+    /** A job as a fetch leaves it: at the head of the active list, locked with `token`. */
+    const fetchedJob = async (redis: IORedis, data: string, token: string) => {
+      const jobPrefix = `${prefix}:q:`;
+      const jobId = `openai-${++jobSeq}`;
+      await redis.hset(`${jobPrefix}${jobId}`, 'data', data);
+      await redis.set(`${jobPrefix}${jobId}:lock`, token);
+      await redis.lpush(`${jobPrefix}active`, jobId);
+      return { jobId, keys: { active: `${jobPrefix}active`, jobPrefix } };
+    };
+
+    /** The limiter's keys under `of`, each with what identifies its content (times left out). */
+    const limiterState = async (redis: IORedis, of: string): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const key of (await redis.keys(`${of}:rl:*`)).sort()) {
+        const name = key.slice(of.length);
+        const type = await redis.type(key);
+        if (type === 'zset') out[name] = (await redis.zrange(key, 0, -1)).map((m) => m.replace(/:\d+:(\d+)$/, ':<now>:$1')).join(',');
+        else if (name.endsWith(':tat')) out[name] = `tat ~${Math.round((Number(await redis.get(key)) - Date.now()) / 1_000)} s ahead`;
+        else out[name] = String(await redis.get(key));
+      }
+      return out;
+    };
+
+    it('charges the keys acquire charges, for exact, prefix and unmatched model names', async () => {
+      const redis = new IORedis(REDIS_URL);
+      connections.push(redis);
+      const cases: Array<[model: string, tokens: number, addDefault: 0 | 1]> = [
+        ['gpt-4o-mini', 120, 1], // exact name over the longer prefix
+        ['gpt-4o-2024-08-06', 500, 0], // longest prefix: gpt-4o*
+        ['gpt-4.1', 80, 1], // gpt-4*
+        ['o3', 0, 0], // no model caps; no tokens, so no TPM charge
+      ];
+      for (const [model, tokens, addDefault] of cases) {
+        const viaFetch = `rl${randomBytes(4).toString('hex')}`;
+        const viaAcquire = `rl${randomBytes(4).toString('hex')}`;
+        prefix = viaFetch;
+        const fetchLimiter = limiter(LIMITS);
+        const token = `w1:p${jobSeq}`;
+        const { jobId, keys } = await fetchedJob(redis, JSON.stringify({ admit: [model, tokens, addDefault], request: { model } }), token);
+        const fetched = await fetchLimiter.admitOnFetch(redis, QueueName.OpenAI, keys, token);
+        prefix = viaAcquire;
+        const acquired = await limiter(LIMITS).acquire(subject({ model, tokens: tokens + addDefault * 300, leaseId: jobId }));
+
+        expect(fetched?.jobId).toBe(jobId);
+        const named = (value: unknown, of: string) => JSON.parse(JSON.stringify(value).split(of).join('<prefix>'));
+        expect(named(fetched?.admission, viaFetch)).toEqual(named(acquired, viaAcquire));
+        const state = await limiterState(redis, viaFetch);
+        expect(state).toEqual(await limiterState(redis, viaAcquire));
+        expect(Object.keys(state).length).toBeGreaterThan(model === 'o3' ? 3 : 6);
+        await redis.del(`${viaFetch}:q:${jobId}`, `${viaFetch}:q:${jobId}:lock`, `${viaFetch}:q:active`);
+      }
+    });
+
+    it('answers no job for a fetch that locked none, and no admission for a job without a subject', async () => {
+      const redis = new IORedis(REDIS_URL);
+      connections.push(redis);
+      const w = limiter(LIMITS);
+      const plain = await fetchedJob(redis, JSON.stringify({ request: { model: 'gpt-4o' }, admit: ['gpt-4o', 10, 0] }), 'w1:p1');
+      // The head of the active list is locked by another fetch: not this fetch's job.
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, plain.keys, 'w1:p2')).toBeUndefined();
+      // The subject is read only from the head of the data.
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, plain.keys, 'w1:p1')).toEqual({ jobId: plain.jobId });
+      const broken = await fetchedJob(redis, '{"admit":["gpt-4o]", 10, 0], "request": {}}', 'w1:p3');
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, broken.keys, 'w1:p3')).toEqual({ jobId: broken.jobId });
+      expect(await redis.keys(`${prefix}:rl:*`)).toEqual([]);
+    });
+
+    it('refuses as acquire refuses: a full call slot, a reserved slot, a pause', async () => {
+      const redis = new IORedis(REDIS_URL);
+      connections.push(redis);
+      const w = limiter({ jitter_ms: 0, providers: { openai: { rpm: 60, headroom: 0.05, models: { 'gpt-4o-mini': { concurrency: 1 } } } } });
+      const admitted = async (model: string, token: string) => {
+        const { keys } = await fetchedJob(redis, JSON.stringify({ admit: [model, 0, 0] }), token);
+        return (await w.admitOnFetch(redis, QueueName.OpenAI, keys, token))!.admission!;
+      };
+      const first = await admitted('gpt-4o-mini', 'a');
+      expect(first.admitted).toBe(true);
+      expect(await admitted('gpt-4o-mini', 'b')).toMatchObject({ admitted: false, reason: 'concurrency', reserved: false });
+      if (first.admitted) await w.settle(first.ticket, undefined);
+      expect((await admitted('gpt-4o-mini', 'c')).admitted).toBe(true);
+      // 60 RPM with 5 % headroom: a burst of 3, then one a second, reserved ahead.
+      expect((await admitted('gpt-4o', 'd')).admitted).toBe(true);
+      expect(await admitted('gpt-4o', 'e')).toMatchObject({ admitted: false, reason: 'rate', reserved: true });
+      await w.pause(QueueName.OpenAI, 'o1', 5_000);
+      expect(await admitted('o1', 'f')).toMatchObject({ admitted: false, reason: 'paused', reserved: false });
+    });
+  });
 });

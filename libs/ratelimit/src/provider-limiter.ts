@@ -2,9 +2,10 @@ import type { Cluster, Redis } from 'ioredis';
 import { QueueName } from '@lib/contracts';
 import { modelLimits, ProviderLimits, RateLimit, RateLimitsConfig } from '@lib/config';
 import { LuaScript } from '@lib/queue';
-import { PAUSE_LUA, RESERVE_LUA, SETTLE_LUA } from './limiter-scripts';
+import { FETCH_ADMIT_LUA, PAUSE_LUA, RESERVE_LUA, SETTLE_LUA } from './limiter-scripts';
 
 const RESERVE = new LuaScript(RESERVE_LUA);
+const FETCH_ADMIT = new LuaScript(FETCH_ADMIT_LUA);
 const SETTLE = new LuaScript(SETTLE_LUA);
 const PAUSE = new LuaScript(PAUSE_LUA);
 
@@ -76,6 +77,18 @@ interface Budget {
 
 const MINUTE_MS = 60_000;
 
+/** A job admitted (or not) in the round trip that fetched it (ProviderLimiter.admitOnFetch). */
+export interface FetchAdmission {
+  jobId: string;
+  /** Absent when the job carried no limiter subject: it is admitted at the rate gate. */
+  admission?: Admission;
+}
+
+function admissionOf(waitMs: number, state: number, ticket: Ticket, nowOnly: boolean | undefined): Admission {
+  if (state === 0) return { admitted: true, ticket };
+  return { admitted: false, waitMs, reason: REASONS[state] ?? 'rate', reserved: state === 1 && !nowOnly };
+}
+
 /**
  * Requests per minute, tokens per minute and calls in flight, per provider queue and per
  * model, shared in Redis by every worker (DESIGN.md: limits belong to the provider, not to a
@@ -99,6 +112,56 @@ export class ProviderLimiter {
   }
 
   async acquire(subject: LimitSubject): Promise<Admission> {
+    const { keys, args, ticket } = this.plan(subject);
+    const [waitMs, state] = (await RESERVE.run(this.redis, keys, args)) as [number, number];
+    return admissionOf(waitMs, state, ticket, subject.nowOnly);
+  }
+
+  /**
+   * Writes FETCH_ADMIT on `client` (a worker's blocking connection, right behind the fetch that
+   * used `token`): the job that fetch hands out is admitted as `acquire` would admit it, in the
+   * same round trip. Resolves with undefined when the fetch got no job, with `{ jobId }` alone
+   * when the job carries no subject (the API did not mark it: it goes through `acquire`).
+   */
+  async admitOnFetch(client: Redis, queue: QueueName, queueKeys: { active: string; jobPrefix: string }, token: string): Promise<FetchAdmission | undefined> {
+    const answer = (await FETCH_ADMIT.run(client, [queueKeys.active], [queueKeys.jobPrefix, token, ...this.fetchArgs(queue)])) as
+      | null
+      | [string]
+      | [string, number, number, string, number];
+    if (!answer) return undefined;
+    const [jobId, waitMs, state, model, tokens] = answer;
+    if (state === undefined) return { jobId };
+    const { ticket } = this.plan({ queue, model: model!, tokens: tokens!, leaseId: jobId, prepaid: false });
+    return { jobId, admission: admissionOf(waitMs!, state, ticket, false) };
+  }
+
+  /** FETCH_ADMIT's arguments after the job key prefix and the token (see limiter-scripts.ts). */
+  private fetchArgs(queue: QueueName): Array<string | number> {
+    const provider = this.limits.providers[queue];
+    const scope = (limit: RateLimit): number[] => {
+      const numbers = (perMinute: number | undefined) => {
+        if (!perMinute) return [0, 0, 0];
+        const b = budget(() => '', perMinute, provider!.headroom, 1, false);
+        return [b.emission, b.tolerance, b.cap];
+      };
+      return [...numbers(limit.rpm), ...numbers(limit.tpm), limit.concurrency ?? 0];
+    };
+    const models = provider ? Object.entries(provider.models) : [];
+    return [
+      this.key(queue, ''),
+      this.options.leaseTtlMs,
+      this.concurrencyRetry(),
+      MINUTE_MS + (provider?.jitterMs ?? 0),
+      provider?.defaultMaxTokens ?? 0,
+      provider ? 1 : 0,
+      models.length,
+      ...(provider ? scope(provider) : [0, 0, 0, 0, 0, 0, 0]),
+      ...models.flatMap(([name, limit]) => [name, ...scope(limit)]),
+    ];
+  }
+
+  /** The keys and arguments of RESERVE for `subject`, and the ticket an admission gives it. */
+  private plan(subject: LimitSubject): { keys: string[]; args: Array<string | number>; ticket: Ticket } {
     const provider = this.limits.providers[subject.queue];
     const model = provider ? modelLimits(provider, subject.model) : undefined;
     const scopes = this.scopes(subject, provider, model);
@@ -121,14 +184,17 @@ export class ProviderLimiter {
       leases.length,
       subject.leaseId,
       this.options.leaseTtlMs,
-      Math.round(this.concurrencyRetryMs * (0.75 + Math.random() * 0.5)),
+      this.concurrencyRetry(),
       windowMs,
       ...budgets.flatMap((b) => [b.emission, b.tolerance, b.cost, b.cap]),
       ...leases.map((s) => s.concurrency!),
     ];
-    const [waitMs, state] = (await RESERVE.run(this.redis, keys, args)) as [number, number];
-    if (state === 0) return { admitted: true, ticket };
-    return { admitted: false, waitMs, reason: REASONS[state] ?? 'rate', reserved: state === 1 && !subject.nowOnly };
+    return { keys, args, ticket };
+  }
+
+  /** How long a job waits for a call slot, jittered so that waiting jobs do not come back together. */
+  private concurrencyRetry(): number {
+    return Math.round(this.concurrencyRetryMs * (0.75 + Math.random() * 0.5));
   }
 
   /** Frees the concurrency lease and charges (or, where allowed, refunds) the token estimate's error. */

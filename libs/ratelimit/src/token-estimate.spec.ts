@@ -1,5 +1,5 @@
 import { NormalizedRequest, Provider, Task } from '@lib/contracts';
-import { estimateTokens, reportedTokens } from './token-estimate';
+import { estimateTokens, fetchAdmitSubject, reportedTokens } from './token-estimate';
 
 const request = (task: Task, inputs: Record<string, unknown>, parameters: Record<string, unknown> = {}): NormalizedRequest => ({
   provider: Provider.OpenAI,
@@ -31,5 +31,23 @@ describe('estimateTokens', () => {
   it('reads what the provider reported', () => {
     expect(reportedTokens({ prompt: 3, completion: 4, total: 7 })).toBe(7);
     expect(reportedTokens(null)).toBeUndefined();
+  });
+});
+
+describe('fetchAdmitSubject', () => {
+  it('marks chat without the semantic cache, with what the limiter would charge (default_max_tokens added by the worker)', () => {
+    const withMax = request(Task.Chat, { prompts: ['a'.repeat(40)] }, { max_tokens: 100 });
+    const withoutMax = request(Task.Chat, { prompts: ['abcd'] });
+    expect(fetchAdmitSubject(withMax, false)).toEqual(['m', 110, 0]);
+    expect(fetchAdmitSubject(withoutMax, false)).toEqual(['m', 1, 1]);
+    // What the rate gate charges the same requests: the same figure once the default is added.
+    expect(estimateTokens(withMax, 1024)).toBe(110);
+    expect(estimateTokens(withoutMax, 1024)).toBe(1 + 1024);
+  });
+
+  it('leaves other jobs to the rate gate: embeddings, transcription, semantic-cache chat', () => {
+    expect(fetchAdmitSubject(request(Task.Embedding, { text: 'x' }), false)).toBeUndefined();
+    expect(fetchAdmitSubject(request(Task.Transcription, { audio_url: 'https://x/a.mp3' }), false)).toBeUndefined();
+    expect(fetchAdmitSubject(request(Task.Chat, { prompts: ['x'] }), true)).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { NormalizedRequest, Task, TokensUsed } from '@lib/contracts';
+import { FetchAdmitSubject, NormalizedRequest, Task, TokensUsed } from '@lib/contracts';
 
 /** Roughly four characters per token for the tokenizers of the providers we serve. */
 const CHARS_PER_TOKEN = 4;
@@ -34,4 +34,16 @@ function charsOf(value: unknown): number {
   if (typeof value === 'string') return value.length;
   if (Array.isArray(value)) return value.reduce((n: number, v) => n + charsOf(v), 0);
   return 0;
+}
+
+/**
+ * The limiter subject the API puts first in a job's data when its worker may admit it in the
+ * round trip that fetches it (InferenceJobData.admit): chat that no cache may answer. Other
+ * jobs (embeddings charge only what the exact cache misses, long media is cut first) are
+ * admitted at the rate gate.
+ */
+export function fetchAdmitSubject(request: NormalizedRequest, semanticCache: boolean): FetchAdmitSubject | undefined {
+  if (request.task !== Task.Chat || semanticCache) return undefined;
+  const maxTokens = request.parameters.max_tokens;
+  return [request.model, estimateTokens(request, 0), typeof maxTokens === 'number' && maxTokens > 0 ? 0 : 1];
 }

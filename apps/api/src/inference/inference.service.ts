@@ -14,6 +14,7 @@ import {
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
 import { BlobStore, inferenceJobOptions, QueueRegistry } from '@lib/queue';
+import { fetchAdmitSubject } from '@lib/ratelimit';
 import { JobsService } from '../jobs/jobs.service';
 import { BacklogGate } from '../limits/backlog-gate';
 import { IdempotencyService } from '../limits/idempotency.service';
@@ -77,8 +78,16 @@ export class InferenceService {
       throw err;
     }
     const { request, blobs } = await this.normalizer.normalize(body, checked, jobId);
-    const data: InferenceJobData = { request, receivedAt: options.receivedAt, notify: wait ? this.waiter.channel : undefined, requestId: options.requestId };
-    if (body.enable_semantic_cache === true) data.semanticCache = { delta: body.cache_delta ?? null };
+    const semanticCache = body.enable_semantic_cache === true;
+    // `admit` first: the worker's fetch reads it from the head of the data (InferenceJobData.admit).
+    const data: InferenceJobData = {
+      admit: fetchAdmitSubject(request, semanticCache),
+      request,
+      receivedAt: options.receivedAt,
+      notify: wait ? this.waiter.channel : undefined,
+      requestId: options.requestId,
+    };
+    if (semanticCache) data.semanticCache = { delta: body.cache_delta ?? null };
     const pending: PendingWait | undefined = wait ? this.waiter.register(jobId, waitMs) : undefined;
     try {
       await this.queues.get(entry.queue).add(JobName.Inference, data, inferenceJobOptions(this.config, jobId));
