@@ -9,3 +9,4 @@ export * from './anthropic/anthropic.tasks';
 export * from './anthropic/anthropic.adapter';
 export * from './google/google.tasks';
 export * from './google/google.adapter';
+export * from './node-http-fetch';
