@@ -38,7 +38,7 @@ describe('provider rate limits shared by every worker', () => {
 describe('admission in the round trip that fetches the job', () => {
   const t = useOpenAIGateway({ RATE_LIMITS_FILE: limitsFile('providers:\n  openai:\n    rpm: 100000\n    tpm: 100000000\n    concurrency: 100\n') });
 
-  it('a chat job reaches its provider without a limiter call of its own; an embedding job makes one', async () => {
+  it('chat and single-text embedding jobs reach their provider without a limiter call of their own; a list of texts makes one', async () => {
     const fetchAdmit = new LuaScript(FETCH_ADMIT_LUA).sha;
     const reserve = new LuaScript(RESERVE_LUA).sha;
     // redis-cli's MONITOR: every command Redis runs, one line each ("evalsha" "<sha>" "<n>" keys... args...).
@@ -70,8 +70,11 @@ describe('admission in the round trip that fetches the job', () => {
       expect(scripts.filter((s) => s.sha === fetchAdmit).length).toBeGreaterThanOrEqual(1);
       expect(scripts.filter((s) => s.sha === reserve && s.chargesHere)).toEqual([]);
 
-      const embedding = await t.gw.infer({ provider: 'openai', model: 'text-embedding-3-small', inputs: { text: 'charged at the gate' } });
-      expect(embedding.status).toBe(200);
+      const single = await t.gw.infer({ provider: 'openai', model: 'text-embedding-3-small', inputs: { text: 'admitted on fetch too' } });
+      expect(single.status).toBe(200);
+      expect(scripts.filter((s) => s.sha === reserve && s.chargesHere)).toEqual([]);
+      const list = await t.gw.infer({ provider: 'openai', model: 'text-embedding-3-small', inputs: { texts: ['charged', 'at the gate'] } });
+      expect(list.status).toBe(200);
       await eventually(() => scripts.some((s) => s.sha === reserve && s.chargesHere) || undefined);
     } finally {
       monitor.kill();

@@ -35,6 +35,15 @@ export class RateGate {
     private readonly metrics: GatewayMetrics,
   ) {}
 
+  /**
+   * Text embeddings are admitted on fetch only when nothing here changes what they are charged:
+   * no exact cache (hits are not charged) and no coalescing (a group is charged once).
+   */
+  private get embeddingsOnFetch(): boolean {
+    const cache = this.config.embeddingCacheTtlSeconds > 0 && this.config.embeddingCacheMaxEntries > 0;
+    return !cache && this.config.coalesceWindowMs <= 0;
+  }
+
   /** `listener` hears of every admission (the worker host holds its next fetch until then). */
   onAdmission(listener: (queue: QueueName) => void): void {
     this.admissionListeners.push(listener);
@@ -50,7 +59,7 @@ export class RateGate {
    * trip, and `enter` takes its answer instead of asking the limiter again.
    */
   admitOnFetch(queue: QueueName, client: Redis, token: string, queueKeys: { active: string; jobPrefix: string }): void {
-    const answer = this.limiter.admitOnFetch(client, queue, queueKeys, token).catch((err: Error) => {
+    const answer = this.limiter.admitOnFetch(client, queue, queueKeys, token, { embeddings: this.embeddingsOnFetch }).catch((err: Error) => {
       this.logger.debug(`admission on fetch failed (the rate gate asks again): ${err.message}`);
       return undefined;
     });
@@ -84,7 +93,7 @@ export class RateGate {
     const state = job.data.limiter ?? {};
     const limits = this.limiter.limitsOf(queue);
     const admission =
-      (tokens === undefined ? await this.takeFetchAdmission(job, token) : undefined) ??
+      (await this.takeFetchAdmission(job, token, tokens)) ??
       (await this.limiter.acquire({
         queue,
         model: request.model,
@@ -126,13 +135,14 @@ export class RateGate {
   }
 
   /** The admission the job's fetch made for it, if it made one. */
-  private async takeFetchAdmission(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined): Promise<Admission | undefined> {
+  private async takeFetchAdmission(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, tokens: number | undefined): Promise<Admission | undefined> {
     const answer = token === undefined ? undefined : this.fetched.get(token);
     if (!answer) return undefined;
     this.fetched.delete(token!);
     const fetched = await answer;
     if (!fetched) return undefined;
-    if (fetched.jobId === job.id) return fetched.admission;
+    // `tokens` is what the caller charges (the embedding path); the fetch must have charged the same.
+    if (fetched.jobId === job.id && (tokens === undefined || !fetched.admission || fetched.tokens === tokens)) return fetched.admission;
     if (fetched.admission?.admitted) void this.leave(fetched.admission.ticket, undefined);
     return undefined;
   }

@@ -13,8 +13,10 @@ export enum JobName {
 export interface InferenceJobData {
   /**
    * Set by the API on a job that goes straight from its fetch to the provider call (chat
-   * without the semantic cache): the limiter subject, `[model, estimated tokens, 1 when the
-   * provider's default_max_tokens is still to be added]`. The worker's fetch admits such a job
+   * without the semantic cache, a single-text embedding): the limiter subject, `[model,
+   * estimated tokens, 1 when the provider's default_max_tokens is still to be added, 1 for a
+   * text embedding]` (admitted on fetch only by workers without an exact cache or coalescing,
+   * which change what it is charged). The worker's fetch admits such a job
    * in the same Redis round trip (FETCH_ADMIT_LUA reads it without parsing the rest of the
    * data, so it must stay the first key). The worker drops it when it records limiter state.
    */
@@ -39,7 +41,7 @@ export interface InferenceJobData {
 }
 
 /** See InferenceJobData.admit. */
-export type FetchAdmitSubject = [model: string, tokens: number, addDefaultMaxTokens: 0 | 1];
+export type FetchAdmitSubject = [model: string, tokens: number, addDefaultMaxTokens: 0 | 1, textEmbedding?: 1];
 
 /** How a long audio or video job was cut: one part per child job, offsets in s of the source. */
 export interface LongMediaPlan {

@@ -137,8 +137,9 @@ export const RESERVE_LUA = `${RESERVE_FN}return reserve(KEYS, ARGV)
  * connection right behind BZPOPMIN and moveToActive (StartFirstWorker), so that Redis runs it
  * the moment the job is handed out. It finds the job the fetch just locked (the head of the
  * active list, locked with the fetch's token), reads the limiter subject the API put first in
- * the job's data (`{"admit":[model, tokens, 1 when default_max_tokens applies], ...}`: read
- * without parsing the rest of the data), builds the keys and arguments ProviderLimiter.acquire
+ * the job's data (`{"admit":[model, tokens, 1 when default_max_tokens applies, 1 for a text
+ * embedding], ...}`: read without parsing the rest of the data; a text embedding only when the
+ * worker says so, i.e. when no exact cache or coalescing may change what it is charged), builds the keys and arguments ProviderLimiter.acquire
  * would (the same scopes, model caps matched the same way: an exact name, else the longest
  * `*` prefix) and runs RESERVE with them.
  *
@@ -148,7 +149,7 @@ export const RESERVE_LUA = `${RESERVE_FN}return reserve(KEYS, ARGV)
  * KEYS: the queue's active list.
  * ARGV: job key prefix, the fetch's token, the limiter's key prefix for the queue
  *       (\`<prefix>:rl:{<queue>}:\`), leaseTtlMs, concRetryMs, windowMs, defaultMaxTokens,
- *       hasProvider (1 when the queue has limits), m, the provider's scope (7 numbers), then
+ *       admitEmbeddings (1: text embeddings too), hasProvider (1 when the queue has limits), m, the provider's scope (7 numbers), then
  *       m x (model name or \`prefix*\`, 7 numbers). A scope's numbers: rpm emission, tolerance,
  *       cap, tpm emission, tolerance, cap, concurrency; a cap of 0 is not enforced.
  * Returns false when the fetch handed out no job; {jobId} when the job has no subject (it is
@@ -166,6 +167,7 @@ local close = string.find(data, ']', 11, true)
 if not close then return {jobId} end
 local ok, admit = pcall(cjson.decode, string.sub(data, 10, close))
 if not ok or type(admit) ~= 'table' or type(admit[1]) ~= 'string' or type(admit[2]) ~= 'number' then return {jobId} end
+if admit[4] == 1 and ARGV[8] ~= '1' then return {jobId} end
 local model, tokens = admit[1], admit[2]
 if admit[3] == 1 then tokens = tokens + tonumber(ARGV[7]) end
 
@@ -184,11 +186,11 @@ local function scope(o, name)
     limits[#limits + 1] = ARGV[o + 6]
   end
 end
-if ARGV[8] == '1' then
-  scope(10, '')
+if ARGV[9] == '1' then
+  scope(11, '')
   local best, bestLen = nil, -1
-  for i = 0, tonumber(ARGV[9]) - 1 do
-    local o = 17 + i * 8
+  for i = 0, tonumber(ARGV[10]) - 1 do
+    local o = 18 + i * 8
     local name = ARGV[o]
     if name == model then
       best = o

@@ -260,7 +260,7 @@ describe('ProviderLimiter (real Redis)', () => {
         const fetchLimiter = limiter(LIMITS);
         const token = `w1:p${jobSeq}`;
         const { jobId, keys } = await fetchedJob(redis, JSON.stringify({ admit: [model, tokens, addDefault], request: { model } }), token);
-        const fetched = await fetchLimiter.admitOnFetch(redis, QueueName.OpenAI, keys, token);
+        const fetched = await fetchLimiter.admitOnFetch(redis, QueueName.OpenAI, keys, token, { embeddings: false });
         prefix = viaAcquire;
         const acquired = await limiter(LIMITS).acquire(subject({ model, tokens: tokens + addDefault * 300, leaseId: jobId }));
 
@@ -280,12 +280,24 @@ describe('ProviderLimiter (real Redis)', () => {
       const w = limiter(LIMITS);
       const plain = await fetchedJob(redis, JSON.stringify({ request: { model: 'gpt-4o' }, admit: ['gpt-4o', 10, 0] }), 'w1:p1');
       // The head of the active list is locked by another fetch: not this fetch's job.
-      expect(await w.admitOnFetch(redis, QueueName.OpenAI, plain.keys, 'w1:p2')).toBeUndefined();
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, plain.keys, 'w1:p2', { embeddings: false })).toBeUndefined();
       // The subject is read only from the head of the data.
-      expect(await w.admitOnFetch(redis, QueueName.OpenAI, plain.keys, 'w1:p1')).toEqual({ jobId: plain.jobId });
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, plain.keys, 'w1:p1', { embeddings: false })).toEqual({ jobId: plain.jobId });
       const broken = await fetchedJob(redis, '{"admit":["gpt-4o]", 10, 0], "request": {}}', 'w1:p3');
-      expect(await w.admitOnFetch(redis, QueueName.OpenAI, broken.keys, 'w1:p3')).toEqual({ jobId: broken.jobId });
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, broken.keys, 'w1:p3', { embeddings: false })).toEqual({ jobId: broken.jobId });
       expect(await redis.keys(`${prefix}:rl:*`)).toEqual([]);
+    });
+
+    it('admits a text embedding only when the worker says it charges what the subject says', async () => {
+      const redis = new IORedis(REDIS_URL);
+      connections.push(redis);
+      const w = limiter(LIMITS);
+      const job = await fetchedJob(redis, JSON.stringify({ admit: ['text-embedding-3-small', 5, 0, 1], request: {} }), 'w2:p1');
+      expect(await w.admitOnFetch(redis, QueueName.OpenAI, job.keys, 'w2:p1', { embeddings: false })).toEqual({ jobId: job.jobId });
+      expect(await redis.keys(`${prefix}:rl:*`)).toEqual([]);
+      const admitted = await w.admitOnFetch(redis, QueueName.OpenAI, job.keys, 'w2:p1', { embeddings: true });
+      expect(admitted).toMatchObject({ jobId: job.jobId, tokens: 5, admission: { admitted: true } });
+      expect(await redis.get(`${prefix}:rl:{openai}:tpm:sum`)).toBe('5');
     });
 
     it('refuses as acquire refuses: a full call slot, a reserved slot, a pause', async () => {
@@ -294,7 +306,7 @@ describe('ProviderLimiter (real Redis)', () => {
       const w = limiter({ jitter_ms: 0, providers: { openai: { rpm: 60, headroom: 0.05, models: { 'gpt-4o-mini': { concurrency: 1 } } } } });
       const admitted = async (model: string, token: string) => {
         const { keys } = await fetchedJob(redis, JSON.stringify({ admit: [model, 0, 0] }), token);
-        return (await w.admitOnFetch(redis, QueueName.OpenAI, keys, token))!.admission!;
+        return (await w.admitOnFetch(redis, QueueName.OpenAI, keys, token, { embeddings: false }))!.admission!;
       };
       const first = await admitted('gpt-4o-mini', 'a');
       expect(first.admitted).toBe(true);

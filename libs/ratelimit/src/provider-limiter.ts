@@ -80,6 +80,8 @@ const MINUTE_MS = 60_000;
 /** A job admitted (or not) in the round trip that fetched it (ProviderLimiter.admitOnFetch). */
 export interface FetchAdmission {
   jobId: string;
+  /** The tokens charged (with default_max_tokens added where it applies). */
+  tokens?: number;
   /** Absent when the job carried no limiter subject: it is admitted at the rate gate. */
   admission?: Admission;
 }
@@ -123,8 +125,15 @@ export class ProviderLimiter {
    * same round trip. Resolves with undefined when the fetch got no job, with `{ jobId }` alone
    * when the job carries no subject (the API did not mark it: it goes through `acquire`).
    */
-  async admitOnFetch(client: Redis, queue: QueueName, queueKeys: { active: string; jobPrefix: string }, token: string): Promise<FetchAdmission | undefined> {
-    const answer = (await FETCH_ADMIT.run(client, [queueKeys.active], [queueKeys.jobPrefix, token, ...this.fetchArgs(queue)])) as
+  async admitOnFetch(
+    client: Redis,
+    queue: QueueName,
+    queueKeys: { active: string; jobPrefix: string },
+    token: string,
+    options: { embeddings: boolean },
+  ): Promise<FetchAdmission | undefined> {
+    const args = [queueKeys.jobPrefix, token, ...this.fetchArgs(queue, options.embeddings)];
+    const answer = (await FETCH_ADMIT.run(client, [queueKeys.active], args)) as
       | null
       | [string]
       | [string, number, number, string, number];
@@ -132,11 +141,11 @@ export class ProviderLimiter {
     const [jobId, waitMs, state, model, tokens] = answer;
     if (state === undefined) return { jobId };
     const { ticket } = this.plan({ queue, model: model!, tokens: tokens!, leaseId: jobId, prepaid: false });
-    return { jobId, admission: admissionOf(waitMs!, state, ticket, false) };
+    return { jobId, tokens, admission: admissionOf(waitMs!, state, ticket, false) };
   }
 
   /** FETCH_ADMIT's arguments after the job key prefix and the token (see limiter-scripts.ts). */
-  private fetchArgs(queue: QueueName): Array<string | number> {
+  private fetchArgs(queue: QueueName, embeddings: boolean): Array<string | number> {
     const provider = this.limits.providers[queue];
     const scope = (limit: RateLimit): number[] => {
       const numbers = (perMinute: number | undefined) => {
@@ -153,6 +162,7 @@ export class ProviderLimiter {
       this.concurrencyRetry(),
       MINUTE_MS + (provider?.jitterMs ?? 0),
       provider?.defaultMaxTokens ?? 0,
+      embeddings ? 1 : 0,
       provider ? 1 : 0,
       models.length,
       ...(provider ? scope(provider) : [0, 0, 0, 0, 0, 0, 0]),

@@ -45,8 +45,12 @@ describe('fetchAdmitSubject', () => {
     expect(estimateTokens(withoutMax, 1024)).toBe(1 + 1024);
   });
 
-  it('leaves other jobs to the rate gate: embeddings, transcription, semantic-cache chat', () => {
-    expect(fetchAdmitSubject(request(Task.Embedding, { text: 'x' }), false)).toBeUndefined();
+  it('marks a single-text embedding as such (admitted on fetch only where no cache or coalescing changes its charge)', () => {
+    expect(fetchAdmitSubject(request(Task.Embedding, { text: 'abcdefgh' }), false)).toEqual(['m', 2, 0, 1]);
+  });
+
+  it('leaves other jobs to the rate gate: lists of texts, transcription, semantic-cache chat', () => {
+    expect(fetchAdmitSubject(request(Task.Embedding, { texts: ['x', 'y'] }), false)).toBeUndefined();
     expect(fetchAdmitSubject(request(Task.Transcription, { audio_url: 'https://x/a.mp3' }), false)).toBeUndefined();
     expect(fetchAdmitSubject(request(Task.Chat, { prompts: ['x'] }), true)).toBeUndefined();
   });

@@ -38,11 +38,13 @@ function charsOf(value: unknown): number {
 
 /**
  * The limiter subject the API puts first in a job's data when its worker may admit it in the
- * round trip that fetches it (InferenceJobData.admit): chat that no cache may answer. Other
- * jobs (embeddings charge only what the exact cache misses, long media is cut first) are
- * admitted at the rate gate.
+ * round trip that fetches it (InferenceJobData.admit): chat that no cache may answer, and a
+ * single-text embedding (marked: a worker with an exact cache or coalescing charges it
+ * otherwise). Other jobs (lists of texts, which may be split; long media, which is cut first)
+ * are admitted at the rate gate.
  */
 export function fetchAdmitSubject(request: NormalizedRequest, semanticCache: boolean): FetchAdmitSubject | undefined {
+  if (request.task === Task.Embedding && typeof request.inputs.text === 'string') return [request.model, estimateTokens(request, 0), 0, 1];
   if (request.task !== Task.Chat || semanticCache) return undefined;
   const maxTokens = request.parameters.max_tokens;
   return [request.model, estimateTokens(request, 0), typeof maxTokens === 'number' && maxTokens > 0 ? 0 : 1];
