@@ -74,9 +74,8 @@ export class RateGate {
    * (a cancel, a path that never called the provider) gives its call slot back.
    */
   dropFetchAdmission(token: string | undefined): void {
-    const answer = token === undefined ? undefined : this.fetched.get(token);
+    const answer = this.takeFetched(token);
     if (!answer) return;
-    this.fetched.delete(token!);
     void answer.then((fetched) => {
       if (fetched?.admission?.admitted) return this.leave(fetched.admission.ticket, undefined);
     });
@@ -136,15 +135,22 @@ export class RateGate {
 
   /** The admission the job's fetch made for it, if it made one. */
   private async takeFetchAdmission(job: Job<InferenceJobData, RawInferenceResponse>, token: string | undefined, tokens: number | undefined): Promise<Admission | undefined> {
-    const answer = token === undefined ? undefined : this.fetched.get(token);
+    const answer = this.takeFetched(token);
     if (!answer) return undefined;
-    this.fetched.delete(token!);
     const fetched = await answer;
     if (!fetched) return undefined;
     // `tokens` is what the caller charges (the embedding path); the fetch must have charged the same.
     if (fetched.jobId === job.id && (tokens === undefined || !fetched.admission || fetched.tokens === tokens)) return fetched.admission;
     if (fetched.admission?.admitted) void this.leave(fetched.admission.ticket, undefined);
     return undefined;
+  }
+
+  /** Removes and returns the answer of the fetch with `token`, if it sent one. */
+  private takeFetched(token: string | undefined): Promise<FetchAdmission | undefined> | undefined {
+    if (token === undefined) return undefined;
+    const answer = this.fetched.get(token);
+    this.fetched.delete(token);
+    return answer;
   }
 
   /** Puts a job to sleep until its slot, recording the slot it holds. */

@@ -98,6 +98,8 @@ function admissionOf(waitMs: number, state: number, ticket: Ticket, nowOnly: boo
  */
 export class ProviderLimiter {
   private readonly concurrencyRetryMs: number;
+  /** fixedFetchArgs by queue and embeddings flag. */
+  private readonly fetchPlans = new Map<string, Array<string | number>>();
 
   constructor(
     private readonly redis: RedisLike,
@@ -144,8 +146,22 @@ export class ProviderLimiter {
     return { jobId, tokens, admission: admissionOf(waitMs!, state, ticket, false) };
   }
 
-  /** FETCH_ADMIT's arguments after the job key prefix and the token (see limiter-scripts.ts). */
+  /**
+   * FETCH_ADMIT's arguments after the job key prefix and the token (see limiter-scripts.ts).
+   * Written on every fetch: all but the jittered retry time are made once per queue.
+   */
   private fetchArgs(queue: QueueName, embeddings: boolean): Array<string | number> {
+    const key = `${queue}:${embeddings}`;
+    let fixed = this.fetchPlans.get(key);
+    if (!fixed) {
+      fixed = this.fixedFetchArgs(queue, embeddings);
+      this.fetchPlans.set(key, fixed);
+    }
+    return [fixed[0], fixed[1], this.concurrencyRetry(), ...fixed.slice(2)];
+  }
+
+  /** fetchArgs without the retry time (between leaseTtlMs and windowMs). */
+  private fixedFetchArgs(queue: QueueName, embeddings: boolean): Array<string | number> {
     const provider = this.limits.providers[queue];
     const scope = (limit: RateLimit): number[] => {
       const numbers = (perMinute: number | undefined) => {
@@ -159,7 +175,6 @@ export class ProviderLimiter {
     return [
       this.key(queue, ''),
       this.options.leaseTtlMs,
-      this.concurrencyRetry(),
       MINUTE_MS + (provider?.jitterMs ?? 0),
       provider?.defaultMaxTokens ?? 0,
       embeddings ? 1 : 0,
