@@ -42,6 +42,8 @@ describe('jobs: sync, async, polling, cancel', () => {
     t.fake.setLatency(200);
     const shortened = await t.gw.infer(chat('w'), { prefer: 'wait=0' });
     expect(shortened.status).toBe(202);
+    // Left running, it would still be active when the next tests look at the active jobs.
+    await t.gw.pollJob(shortened.body.job_id, (v) => v.status === 'COMPLETED');
     t.fake.setLatency(0);
     const fine = await t.gw.infer(chat('w2'), { prefer: 'wait=100' });
     expect(fine.body.data.text).toBe('echo: w2');

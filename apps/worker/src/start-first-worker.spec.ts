@@ -129,6 +129,31 @@ describe('StartFirstWorker', () => {
       }
     });
 
+    it("a job fetched by a wait is stamped with when it was handed out, not when the wait was written", async () => {
+      const seen: Array<{ timestamp: number; processedOn?: number }> = [];
+      const { queue, worker } = await idleWorker('prefetch-started', async (job) => void seen.push({ timestamp: job.timestamp, processedOn: job.processedOn }));
+      try {
+        for (let i = 0; i < 3; i++) {
+          await sleep(150); // the wait (and the fetch behind it) was written at least this long before the job exists
+          const job = await queue.add('job', { i });
+          const deadline = Date.now() + 5_000;
+          let stored = await queue.getJob(job.id!);
+          while (!stored?.finishedOn && Date.now() < deadline) {
+            await sleep(5);
+            stored = await queue.getJob(job.id!);
+          }
+          expect(stored?.finishedOn).toBeDefined();
+          expect(seen).toHaveLength(i + 1);
+          // processedOn between the add and the finish, in the job hash and in the worker's copy.
+          expect(stored!.processedOn).toBeGreaterThanOrEqual(stored!.timestamp);
+          expect(stored!.processedOn).toBeLessThanOrEqual(stored!.finishedOn!);
+          expect(seen[i].processedOn).toBe(stored!.processedOn);
+        }
+      } finally {
+        await stop(queue, worker);
+      }
+    });
+
     it('closing while idle leaves no job stuck in active, even with a job arriving at that moment', async () => {
       for (let round = 0; round < 8; round++) {
         const name = `prefetch-close-${round}`;

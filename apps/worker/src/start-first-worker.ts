@@ -1,5 +1,6 @@
 import { Job, Processor, RedisClient, Worker, WorkerOptions } from 'bullmq';
-import { writeTogether } from '@lib/queue';
+import type IORedis from 'ioredis';
+import { LuaScript, writeTogether } from '@lib/queue';
 
 /** BullMQ 5 Worker internals this class relies on (private in its typings; pinned by the tests). */
 interface WorkerInternals {
@@ -33,6 +34,25 @@ export interface StartFirstWorkerOptions extends WorkerOptions {
   onFetch?: (client: RedisClient, token: string, keys: { active: string; jobPrefix: string }) => void;
 }
 
+/**
+ * A fetch written behind a wait carries the time it was written, which can be long before the
+ * job it hands out was even added: BullMQ's moveToActive stores that time as the job's
+ * processedOn. This script, written right behind it, stamps the job that fetch locked (at the
+ * head of the active list, locked with the fetch's token) with Redis's clock instead and
+ * answers that time; false when the fetch handed out no job. KEYS: active list. ARGV: job key
+ * prefix, token.
+ */
+const STAMP_STARTED = new LuaScript(`
+local id = redis.call('LINDEX', KEYS[1], 0)
+if not id then return false end
+local key = ARGV[1] .. id
+if redis.call('GET', key .. ':lock') ~= ARGV[2] then return false end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', key, 'processedOn', now)
+return now
+`);
+
 /** What the moveToActive script answers: job data, job id, rate-limit delay, next delayed job's time. */
 type MoveToActiveAnswer = [unknown, string | undefined, number | undefined, number | undefined];
 
@@ -55,7 +75,9 @@ type ClientCommand = { client(subcommand: string, ...args: Array<string | number
  *    connection: a round trip between a job's arrival and its start. Here moveToActive is written
  *    on the blocking connection right behind BZPOPMIN, so Redis runs it the moment the wait ends;
  *    BullMQ's next moveToActive call takes that answer instead of asking again. This wraps
- *    BullMQ's private `waitForJob`. The two commands leave in one write (writeTogether). Every
+ *    BullMQ's private `waitForJob`. The two commands leave in one write (writeTogether), with a
+ *    script that sets the job's processedOn to when Redis handed it out (moveToActive's own
+ *    time is that of the write, before the wait). Every
  *    prefetched job is taken by the loop: a wait that starts while one is held returns at once
  *    (a "no job" answer is dropped, keeping BullMQ's deadline for delayed jobs); before closing,
  *    the worker wakes its own wait (CLIENT UNBLOCK) and lets the loop take the answer while its
@@ -83,7 +105,7 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
   /** A job moveToActive just handed out has not started yet. */
   private fetchedNotStarted = false;
   /** moveToActive queued behind the current BZPOPMIN, until the loop takes its answer. */
-  private prefetched?: { token: string; answer: Promise<MoveToActiveAnswer | undefined> };
+  private prefetched?: { token: string; answer: Promise<MoveToActiveAnswer | undefined>; started: Promise<number | undefined> };
   private prefetches = 0;
   /** The blocking connection's CLIENT ID (re-read after a reconnect), for CLIENT UNBLOCK. */
   private blockingId?: Promise<number | undefined>;
@@ -131,7 +153,8 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
       const woke = waitForJob(bclient, blockUntil);
       const token = `${this.id}:p${this.prefetches++}`;
       const answer = this.scripts.moveToActive(bclient, token, this.opts.name) as Promise<MoveToActiveAnswer>;
-      this.prefetched = { token, answer: answer.catch(() => undefined) };
+      const started = STAMP_STARTED.run(bclient as unknown as IORedis, [this.keys.active], [this.keys[''], token]) as Promise<number | null>;
+      this.prefetched = { token, answer: answer.catch(() => undefined), started: started.then((at) => at ?? undefined, () => undefined) };
       this.onFetch?.(bclient, token, { active: this.keys.active, jobPrefix: this.keys[''] });
       return woke;
     });
@@ -152,11 +175,13 @@ export class StartFirstWorker<D = any, R = any, N extends string = string> exten
     if (this.prefetched) {
       // What Worker.moveToActive does with an answer, done when the loop takes it (so that its
       // delays are not overwritten by the wait's own result).
-      const { token: prefetchToken, answer } = this.prefetched;
+      const { token: prefetchToken, answer, started } = this.prefetched;
       this.prefetched = undefined;
       const [jobData, id, limitDelay, delayUntil] = (await answer) ?? [];
       (this as unknown as WorkerInternals).updateDelays(limitDelay, delayUntil);
       const job = await this.nextJobFromJobData(jobData as Parameters<Worker['nextJobFromJobData']>[0], id, prefetchToken);
+      const startedAt = await started; // answered in the same reply as the fetch
+      if (job && startedAt !== undefined) job.processedOn = startedAt;
       this.fetchedNotStarted = Boolean(job);
       return job;
     }
