@@ -10,7 +10,7 @@ import {
   RawInferenceResponse,
 } from '@lib/contracts';
 import { GATEWAY_CONFIG, GatewayConfig } from '@lib/config';
-import { BlobStore, createRedis, duplicateRedis, GATEWAY_BACKOFF, REDIS, RedisClient, RedisKeys, retryDelayMs } from '@lib/queue';
+import { BlobStore, coalesceWrites, createRedis, duplicateRedis, GATEWAY_BACKOFF, REDIS, RedisClient, RedisKeys, retryDelayMs } from '@lib/queue';
 import { sweepStaleTempFiles } from '@lib/media';
 import { ABORT_CANCELED, ABORT_SHUTDOWN, InferenceProcessor } from './inference.processor';
 import { CancelRegistry } from './cancel-registry';
@@ -73,6 +73,7 @@ export class WorkerHost implements OnApplicationBootstrap, BeforeApplicationShut
   private startWorker(queue: QueueName): StartFirstWorker<InferenceJobData, RawInferenceResponse> {
     const backoff = { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs };
     const connection = createRedis(this.config, `worker-${queue}`, { maxRetriesPerRequest: null });
+    coalesceWrites(connection); // every job's moveToFinished goes out on it (BullMQ blocks on a duplicate)
     this.connections.push(connection);
     const worker = new StartFirstWorker<InferenceJobData, RawInferenceResponse>(
       this.keys.queueName(queue),

@@ -7,6 +7,7 @@ import { GatewayConfig } from '@lib/config';
 import { BlobStore } from './blob-store';
 import { RedisKeys } from './redis-keys';
 import { createRedis, RedisClient } from './redis-connection';
+import { coalesceWrites } from './write-together';
 import { REDIS } from './queue.tokens';
 import { gatewayQueueOptions } from './job-options';
 
@@ -67,6 +68,7 @@ function redisKeysOf(config: GatewayConfig): RedisKeys {
 export class QueueModule {
   static forProducer(config: GatewayConfig): DynamicModule {
     const redis = createRedis(config, 'api');
+    coalesceWrites(redis); // every request's Queue.add goes out on it
     const keys = redisKeysOf(config);
     return {
       module: QueueModule,
@@ -83,6 +85,7 @@ export class QueueModule {
   /** Worker side: BullMQ Workers open their own connections; this one reads blobs and publishes. */
   static forWorker(config: GatewayConfig): DynamicModule {
     const redis = createRedis(config, 'worker', { maxRetriesPerRequest: null });
+    coalesceWrites(redis); // every job's limiter settlement goes out on it
     return {
       module: QueueModule,
       providers: sharedProviders(config, redis, redisKeysOf(config)),
