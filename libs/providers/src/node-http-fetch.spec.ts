@@ -68,6 +68,37 @@ describe('createNodeHttpFetch (node:http under the SDKs)', () => {
     }
   });
 
+  it('a JSON answer reads once, as text, JSON, bytes or a stream; other answers are plain Responses', async () => {
+    const s = await serve((req, res) => {
+      if (req.url === '/text') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('plain é');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/problem+json; charset=utf-8' });
+      res.end(JSON.stringify({ word: 'é' }));
+    });
+    try {
+      const asJson = await nodeFetch(`${s.base}/json`);
+      expect(asJson.bodyUsed).toBe(false);
+      expect(await asJson.json()).toEqual({ word: 'é' });
+      expect(asJson.bodyUsed).toBe(true);
+      await expect(asJson.text()).rejects.toThrow(TypeError);
+      expect(await (await nodeFetch(`${s.base}/json`)).text()).toBe('{"word":"é"}');
+      expect(Buffer.from(await (await nodeFetch(`${s.base}/json`)).arrayBuffer()).toString()).toBe('{"word":"é"}');
+      const streamed = await nodeFetch(`${s.base}/json`);
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of streamed.body as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+      expect(Buffer.concat(chunks).toString()).toBe('{"word":"é"}');
+      expect(streamed.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+      const text = await nodeFetch(`${s.base}/text`);
+      expect(await text.text()).toBe('plain é');
+      expect(text).toBeInstanceOf(Response);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('decodes a gzip or br answer, and gives a 204 no body', async () => {
     const s = await serve((req, res) => {
       if (req.url === '/204') {

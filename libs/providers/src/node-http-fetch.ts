@@ -70,11 +70,9 @@ export function createNodeHttpFetch(): typeof fetch {
               const status = res.statusCode ?? 502;
               const responseHeaders = new Headers();
               for (let i = 0; i < res.rawHeaders.length; i += 2) responseHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
-              const response = new Response(NULL_BODY_STATUSES.has(status) ? null : Buffer.concat(chunks), {
-                status,
-                statusText: res.statusMessage ?? '',
-                headers: responseHeaders,
-              });
+              const init = { status, statusText: res.statusMessage ?? '', headers: responseHeaders };
+              const bytes = NULL_BODY_STATUSES.has(status) ? null : Buffer.concat(chunks);
+              const response = bytes && isJson(responseHeaders.get('content-type')) ? readJsonResponse(bytes, init) : new Response(bytes, init);
               settled = true;
               signal?.removeEventListener('abort', onAbort);
               resolve(response);
@@ -90,6 +88,37 @@ export function createNodeHttpFetch(): typeof fetch {
     });
   };
   return nodeFetch as typeof fetch;
+}
+
+/** application/json or a +json media type: the SDKs read such an answer with json() or text(). */
+function isJson(contentType: string | null): boolean {
+  const type = contentType?.split(';', 1)[0].trim().toLowerCase() ?? '';
+  return type === 'application/json' || type.endsWith('+json');
+}
+
+/**
+ * A JSON answer, already read whole: a Response whose json(), text() and arrayBuffer() use the
+ * bytes at hand, not a web stream made of them and read back chunk by chunk (that stream,
+ * its reader and the transfer machinery behind it cost about as much CPU as the rest of the
+ * call). Its `body` is a stream made on first use.
+ */
+function readJsonResponse(bytes: Buffer, init: ResponseInit): Response {
+  const response = new Response(null, init);
+  let used = false;
+  let stream: ReadableStream<Uint8Array> | undefined;
+  const take = (): Buffer => {
+    if (used) throw new TypeError('Body is unusable: Body has already been read');
+    used = true;
+    return bytes;
+  };
+  const properties: PropertyDescriptorMap = {
+    bodyUsed: { get: () => used },
+    body: { get: () => (stream ??= new Response(bytes).body!) },
+    text: { value: async () => take().toString('utf8') },
+    json: { value: async () => JSON.parse(take().toString('utf8')) as unknown },
+    arrayBuffer: { value: async () => new Uint8Array(take()).buffer },
+  };
+  return Object.defineProperties(response, properties);
 }
 
 /** One per process: its keep-alive agents are shared by every adapter. */
