@@ -1,5 +1,5 @@
-import { Observation } from './logistic-fit';
-import { decide, explorationProbability, explorationProbabilityFor, MIN_OBSERVATIONS, separableExplorationProbability } from './vcache-policy';
+import { fitLogistic, Observation, thresholdOf } from './logistic-fit';
+import { decide, explorationProbability, explorationProbabilityFor, MIN_OBSERVATIONS, pooledScale, ScopeCounts, scopeEstimate, separableExplorationProbability } from './vcache-policy';
 
 const at = (similarity: number, correct: boolean, n = 1): Observation[] => Array.from({ length: n }, () => ({ similarity, correct }));
 
@@ -52,6 +52,67 @@ describe('explorationProbabilityFor', () => {
     const observations = [...at(0.95, true, 30), ...at(0.9, true, 20), ...at(0.86, false, 5), ...at(0.87, true, 5), ...at(0.8, false, 20)];
     expect(explorationProbabilityFor(observations, 0.86, 0.02)).toBe(1);
     expect(explorationProbabilityFor(observations, 0.99, 0.05)).toBeLessThan(0.5);
+  });
+});
+
+describe('the pooled curve (scopeEstimate) on the scale -ln(1 - s)', () => {
+  it('pooledScale: -ln(1 - s), clipped at 0.9999 and at 0', () => {
+    expect(pooledScale(0)).toBe(0);
+    expect(pooledScale(0.9)).toBeCloseTo(2.302585, 6); // ln 10
+    expect(pooledScale(0.99)).toBeCloseTo(4.60517, 5); // ln 100
+    expect(pooledScale(1)).toBeCloseTo(9.21034, 5); // ln 10^4
+    expect(pooledScale(-0.2)).toBe(0);
+  });
+
+  // 40 wrong answers at 0.5, 10 at 0.92; 30 right at 0.90, 20 at 0.92, 100 at 0.97: overlapping, so a fit exists.
+  const counts: ScopeCounts = new Map([
+    [50, { right: 0, wrong: 40 }],
+    [90, { right: 30, wrong: 0 }],
+    [92, { right: 20, wrong: 10 }],
+    [97, { right: 100, wrong: 0 }],
+  ]);
+
+  it('is the logistic fit of the binned counts (and the two seeds) on that scale', () => {
+    const points: Observation[] = [
+      { similarity: 0, correct: false },
+      { similarity: pooledScale(1), correct: true },
+      { similarity: pooledScale(0.5), correct: false, weight: 40 },
+      { similarity: pooledScale(0.9), correct: true, weight: 30 },
+      { similarity: pooledScale(0.92), correct: true, weight: 20 },
+      { similarity: pooledScale(0.92), correct: false, weight: 10 },
+      { similarity: pooledScale(0.97), correct: true, weight: 100 },
+    ];
+    const expected = thresholdOf(fitLogistic(points));
+    const estimate = scopeEstimate(counts)!;
+    expect(estimate.t).toBeCloseTo(expected.t, 9);
+    expect(estimate.g).toBeCloseTo(expected.g, 9);
+    expect(estimate.sd).toBeCloseTo(expected.sd, 9);
+    // Its threshold, back on the similarity scale, lies between the mixed bin and the clean one.
+    const t = 1 - Math.exp(-estimate.t);
+    expect(t).toBeGreaterThan(0.5);
+    expect(t).toBeLessThan(0.97);
+  });
+
+  it('decides for an entry with separable data at pooledScale(s); steeper above the threshold than a curve in s', () => {
+    const scope = scopeEstimate(counts)!;
+    const entry = at(0.95, true, 8);
+    for (const s of [0.9, 0.95, 0.99]) {
+      expect(explorationProbabilityFor(entry, s, 0.05, scope)).toBeCloseTo(explorationProbability(scope, pooledScale(s), 0.05), 12);
+    }
+    // A curve of the same counts fitted on s explores more at 0.99 than this one does.
+    const onS: Observation[] = [{ similarity: 0, correct: false }, { similarity: 1, correct: true }];
+    for (const [bin, { right, wrong }] of counts) {
+      if (right) onS.push({ similarity: bin / 100, correct: true, weight: right });
+      if (wrong) onS.push({ similarity: bin / 100, correct: false, weight: wrong });
+    }
+    expect(explorationProbabilityFor(entry, 0.99, 0.05, scope)).toBeLessThan(explorationProbability(thresholdOf(fitLogistic(onS)), 0.99, 0.05));
+    // A wrong answer of the entry's own at or above s still means: explore.
+    expect(explorationProbabilityFor([...entry, ...at(0.9, false, 1)], 0.88, 0.05, scope)).toBe(1);
+  });
+
+  it('needs MIN_SCOPE_OBSERVATIONS and overlapping data', () => {
+    expect(scopeEstimate(new Map([[90, { right: 10, wrong: 5 }]]))).toBeUndefined();
+    expect(scopeEstimate(new Map([[50, { right: 0, wrong: 40 }], [95, { right: 40, wrong: 0 }]]))).toBeUndefined();
   });
 });
 

@@ -74,16 +74,37 @@ export function scopeBinOf(similarity: number): number {
   return Math.min(Math.round(1 / SCOPE_BIN), Math.max(0, Math.round(similarity / SCOPE_BIN)));
 }
 
+/** Similarities are clipped here before pooledScale takes their logarithm (1 would be infinite). */
+const POOLED_SCALE_CLIP = 0.9999;
+
 /**
- * The threshold curve of a whole scope, fitted to every entry's observations (binned), or
- * undefined while it has too few or its data are separable.
+ * The scale the pooled curve is fitted and read on: x = -ln(1 - s). A logistic curve in s
+ * itself does not fit a scope's pooled observations: its wrong answers spread from s = 0.3 (an
+ * unrelated entry) to 0.93 (a hard negative), so the fitted slope is shallow and the curve
+ * still puts a wrong answer at one chance in ten at s = 0.97, where almost none happen; the
+ * policy then explores requests far above every threshold. On this scale the high
+ * similarities, where the decisions are, are spread out (0.9 -> 2.3, 0.99 -> 4.6) and the low
+ * ones pressed together. Measured in bench/semantic-cache (bench/RESULTS.md, eighth session):
+ * more cache hits at every delta, with the error rate still under delta in every similarity
+ * band; a maximum-likelihood choice among power transforms of s over the whole range picks s
+ * itself, so this scale is chosen for the fit where it matters, not overall.
+ */
+export function pooledScale(similarity: number): number {
+  return -Math.log1p(-Math.min(Math.max(similarity, 0), POOLED_SCALE_CLIP)) || 0;
+}
+
+/**
+ * The threshold curve of a whole scope, fitted to every entry's observations (binned) on the
+ * pooled scale (its t is a pooledScale value), or undefined while it has too few or its data
+ * are separable.
  */
 export function scopeEstimate(counts: ScopeCounts): ThresholdEstimate | undefined {
-  const points: Observation[] = [...SEED_OBSERVATIONS];
+  const points: Observation[] = SEED_OBSERVATIONS.map((o) => ({ ...o, similarity: pooledScale(o.similarity) }));
   let total = 0;
   for (const [bin, { right, wrong }] of counts) {
-    if (right > 0) points.push({ similarity: bin * SCOPE_BIN, correct: true, weight: right });
-    if (wrong > 0) points.push({ similarity: bin * SCOPE_BIN, correct: false, weight: wrong });
+    const x = pooledScale(bin * SCOPE_BIN);
+    if (right > 0) points.push({ similarity: x, correct: true, weight: right });
+    if (wrong > 0) points.push({ similarity: x, correct: false, weight: wrong });
     total += right + wrong;
   }
   if (total < MIN_SCOPE_OBSERVATIONS || isSeparable(points)) return undefined;
@@ -96,7 +117,7 @@ export function scopeEstimate(counts: ScopeCounts): ThresholdEstimate | undefine
  * separable data (the usual case early on: every right answer above every wrong one) say
  * nothing about the slope, so the scope's pooled curve (`scope`) decides instead, as long as no
  * wrong answer of this entry was seen at this similarity or above. Without a pooled curve the
- * monotone bound above decides.
+ * monotone bound above decides. `scope` is on the pooled scale (scopeEstimate, pooledScale).
  */
 export function explorationProbabilityFor(observations: readonly Observation[], similarity: number, delta: number, scope?: ThresholdEstimate): number {
   if (observations.length < MIN_OBSERVATIONS) return 1;
@@ -104,7 +125,7 @@ export function explorationProbabilityFor(observations: readonly Observation[], 
   if (!isSeparable(all)) return explorationProbability(thresholdOf(fitLogistic(all)), similarity, delta);
   if (!scope) return separableExplorationProbability(observations, similarity, delta);
   if (observations.some((o) => !o.correct && o.similarity >= similarity)) return 1;
-  return explorationProbability(scope, similarity, delta);
+  return explorationProbability(scope, pooledScale(similarity), delta);
 }
 
 export type Decision = 'exploit' | 'explore';
