@@ -15,7 +15,7 @@
  * request, and per round the ratio of each build's req/s to the first build's.
  *
  * Knobs (env): TP_ROUNDS (default 6), TP_SECONDS (measured window, default 8), TP_WARMUP_S
- * (default 3), TP_CPU_PROFILE=1 (writes --cpu-prof profiles of the API and the worker to
+ * (default 3), TP_CONNECTIONS (default 64; 1 profiles the sequential path), TP_CPU_PROFILE=1 (writes --cpu-prof profiles of the API and the worker to
  * bench/overhead/out/profiles/). Linux only (/proc), like the CPU columns of run.js.
  */
 
@@ -30,6 +30,7 @@ const { ROOT, posNum, log, sleep, prefixes, startChild, waitForLine, stopChild, 
 const ROUNDS = posNum(process.env.TP_ROUNDS, 6);
 const SECONDS = posNum(process.env.TP_SECONDS, 8);
 const WARMUP_S = posNum(process.env.TP_WARMUP_S, 3);
+const CONNECTIONS = posNum(process.env.TP_CONNECTIONS, 64);
 const PROFILE_DIR = path.join(__dirname, 'out/profiles');
 const PROFILE = process.env.TP_CPU_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
 const BODY = JSON.stringify({ provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: ['What is AI?'] }, parameters: { max_tokens: 50 } });
@@ -49,7 +50,7 @@ function redisServerPid() {
 
 function load(url, seconds) {
   return new Promise((resolve, reject) =>
-    autocannon({ url: `${url}/v1/inference`, method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY, connections: 64, duration: seconds }, (err, result) =>
+    autocannon({ url: `${url}/v1/inference`, method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY, connections: CONNECTIONS, duration: seconds }, (err, result) =>
       err ? reject(err) : resolve(result),
     ),
   );

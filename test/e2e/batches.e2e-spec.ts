@@ -376,8 +376,12 @@ describe('batches', () => {
       const id = res.body.batch_id;
       const waiting = () => redis.llen(`${small.prefix}:openai:wait`);
       // Two lines run (held by the fake), five wait in the queue, the rest wait in the batch.
-      await eventually(async () => (await waiting()) === 5 && t.fake.count('/chat/completions') === 2, 10_000, 'the queue to fill up to the backlog');
-      expect(await redis.llen(`${small.prefix}:batch:{${id}}:pending`)).toBe(43);
+      // (The feeder trims a batch's pending lines after its addBulk has answered: wait for that too.)
+      const pending = () => redis.llen(`${small.prefix}:batch:{${id}}:pending`);
+      await eventually(async () => (await waiting()) === 5 && t.fake.count('/chat/completions') === 2 && (await pending()) === 43, 10_000, 'the queue to fill up to the backlog');
+      await new Promise((resolve) => setTimeout(resolve, 200)); // and no further: nothing more is fed while the queue is at the backlog
+      expect(await waiting()).toBe(5);
+      expect(await pending()).toBe(43);
       t.fake.release();
       const done = await waitForStatus(small, id, ['COMPLETED']);
       expect(done.request_counts).toEqual({ total: 50, completed: 50, failed: 0 });

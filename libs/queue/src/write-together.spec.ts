@@ -56,8 +56,8 @@ describe('coalesceWrites', () => {
   afterAll(() => redis.disconnect());
 
   type Counted = { writes: number; chunks: number };
-  function countWrites(): Counted {
-    const stream = (redis as unknown as { stream: { _write: (...a: unknown[]) => void; _writev?: (chunks: unknown[], cb: unknown) => void } }).stream;
+  function countWrites(client: IORedis = redis): Counted {
+    const stream = (client as unknown as { stream: { _write: (...a: unknown[]) => void; _writev?: (chunks: unknown[], cb: unknown) => void } }).stream;
     const seen = { writes: 0, chunks: 0 };
     const write = stream._write.bind(stream);
     const writev = stream._writev!.bind(stream);
@@ -74,6 +74,8 @@ describe('coalesceWrites', () => {
     return seen;
   }
   const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  /** Long enough after the last writing turn that the connection is not busy (BUSY_GAP_MS). */
+  const quiet = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
 
   beforeAll(async () => {
     coalesceWrites(redis); // before connecting: the hook goes on the stream at 'connect'
@@ -82,7 +84,7 @@ describe('coalesceWrites', () => {
   });
 
   it("a turn's first command is written at once, the rest of the turn in one write when it ends", async () => {
-    await nextTurn();
+    await quiet();
     const seen = countWrites();
     const first = redis.echo('a');
     expect(seen).toEqual({ writes: 1, chunks: 1 }); // not held back
@@ -93,7 +95,7 @@ describe('coalesceWrites', () => {
   });
 
   it('commands sent from separate callbacks of one turn leave together; the socket is uncorked after', async () => {
-    await nextTurn();
+    await quiet();
     const seen = countWrites();
     // Three timers due at once run in one turn's timer phase, each a callback of its own.
     const replies = await Promise.all(['x', 'y', 'z'].map((v) => new Promise((resolve) => setTimeout(() => resolve(redis.echo(v)), 5))));
@@ -104,19 +106,53 @@ describe('coalesceWrites', () => {
   });
 
   it('one command per turn goes out at once each time, and writeTogether still works inside a turn', async () => {
-    await nextTurn();
     const seen = countWrites();
-    for (const v of ['1', '2', '3']) expect(await redis.echo(v)).toBe(v);
+    for (const v of ['1', '2', '3']) {
+      await quiet();
+      expect(await redis.echo(v)).toBe(v);
+    }
     expect(seen).toEqual({ writes: 3, chunks: 3 });
-    await nextTurn();
+    await quiet();
     const together = await Promise.all([redis.echo('p'), writeTogether(redis, () => Promise.all([redis.echo('q'), redis.echo('r')]))]);
     expect(together).toEqual(['p', ['q', 'r']]);
+  });
+
+  it('a writeTogether group that opens a turn leaves at once, in one write; a later group of the turn waits for its end', async () => {
+    await quiet();
+    const seen = countWrites();
+    const first = writeTogether(redis, () => Promise.all([redis.echo('g1'), redis.echo('g2'), redis.echo('g3')]));
+    expect(seen).toEqual({ writes: 1, chunks: 3 });
+    const second = writeTogether(redis, () => Promise.all([redis.echo('h1'), redis.echo('h2')]));
+    expect(seen.writes).toBe(1);
+    expect(await Promise.all([first, second])).toEqual([
+      ['g1', 'g2', 'g3'],
+      ['h1', 'h2'],
+    ]);
+    expect(seen).toEqual({ writes: 2, chunks: 5 });
+  });
+
+  it('busy (turns that write follow each other): the first command of a turn waits for its end too', async () => {
+    // A gap of 2 s counts as busy here, so that a slow test machine cannot make it quiet.
+    const busyClient = new IORedis(REDIS_URL, { lazyConnect: true });
+    try {
+      coalesceWrites(busyClient, { busyGapMs: 2_000 });
+      await busyClient.connect();
+      await busyClient.ping(); // the connection's first writing turn (it was not busy before)
+      const seen = countWrites(busyClient);
+      await nextTurn();
+      const held = [busyClient.echo('t1'), busyClient.echo('t2')];
+      expect(seen.writes).toBe(0); // held, the first one too
+      expect(await Promise.all(held)).toEqual(['t1', 't2']);
+      expect(seen).toEqual({ writes: 1, chunks: 2 });
+    } finally {
+      busyClient.disconnect();
+    }
   });
 
   it('a reconnected client is coalesced too', async () => {
     redis.disconnect(true);
     await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
-    await nextTurn();
+    await quiet();
     const seen = countWrites();
     const replies = await Promise.all([redis.echo('m'), redis.echo('n'), redis.echo('o')]);
     expect(replies).toEqual(['m', 'n', 'o']);
