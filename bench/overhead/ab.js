@@ -14,7 +14,7 @@
  * to tmp/ab-base/dist.
  *
  * Knobs (env): AB_BLOCKS (default 30), AB_BLOCK (default 100 requests), AB_WARMUP (default 500
- * requests per build), AB_LATENCY_MS (the fake's latency, default 0; at 20, as in run.js, every
+ * requests per build), AB_WORKLOAD (chat, the default, or embedding: one text), AB_LATENCY_MS (the fake's latency, default 0; at 20, as in run.js, every
  * process on the path sleeps between hops and each hop pays a wake-up), AB_CONCURRENCY (WORKER_CONCURRENCY of A and B, default `128,128`; e.g.
  * `1,128` with the same build twice compares the two). Output: the median, p90 and mean of each build, the direct SDK call's
  * median for reference, and B − A.
@@ -32,7 +32,20 @@ const BLOCK = posNum(process.env.AB_BLOCK, 100);
 const WARMUP = posNum(process.env.AB_WARMUP, 500);
 const CONCURRENCY = (process.env.AB_CONCURRENCY || '128,128').split(',');
 const LATENCY_MS = String(posNum(process.env.AB_LATENCY_MS, 0));
-const BODY = JSON.stringify({ provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: ['What is AI?'] }, parameters: { max_tokens: 50 } });
+/** AB_WORKLOAD: chat (default) or embedding (a single text, as in run.js). */
+const WORKLOADS = {
+  chat: {
+    body: { provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: ['What is AI?'] }, parameters: { max_tokens: 50 } },
+    direct: (client) => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What is AI?' }], max_tokens: 50 }),
+  },
+  embedding: {
+    body: { provider: 'openai', model: 'text-embedding-3-small', inputs: { text: 'machine learning' } },
+    direct: (client) => client.embeddings.create({ model: 'text-embedding-3-small', input: 'machine learning' }),
+  },
+};
+const WORKLOAD = WORKLOADS[process.env.AB_WORKLOAD || 'chat'];
+if (!WORKLOAD) throw new Error(`AB_WORKLOAD must be one of ${Object.keys(WORKLOADS).join(', ')}`);
+const BODY = JSON.stringify(WORKLOAD.body);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
@@ -81,7 +94,7 @@ async function main() {
   const direct = [];
   const directCall = async () => {
     const t0 = process.hrtime.bigint();
-    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What is AI?' }], max_tokens: 50 });
+    await WORKLOAD.direct(client);
     return Number(process.hrtime.bigint() - t0) / 1e6;
   };
   for (let i = 0; i < WARMUP; i++) await directCall();
