@@ -3,32 +3,32 @@ import { coalesceWrites, writeTogether } from './write-together';
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 
-/** Counts the system-call-level writes of a real ioredis connection. */
+/** Counts the system-call-level writes of a real ioredis connection from now on. */
+function countWrites(client: IORedis): { writes: number; chunks: number } {
+  const stream = (client as unknown as { stream: { _write: (...a: unknown[]) => void; _writev?: (chunks: unknown[], cb: unknown) => void } }).stream;
+  const seen = { writes: 0, chunks: 0 };
+  const write = stream._write.bind(stream);
+  const writev = stream._writev!.bind(stream);
+  stream._write = (...a: unknown[]) => {
+    seen.writes++;
+    seen.chunks++;
+    write(...a);
+  };
+  stream._writev = (chunks: unknown[], cb: unknown) => {
+    seen.writes++;
+    seen.chunks += chunks.length;
+    writev(chunks, cb);
+  };
+  return seen;
+}
+
 describe('writeTogether', () => {
   const redis = new IORedis(REDIS_URL);
   afterAll(() => redis.disconnect());
 
-  function countWrites(): { writes: number; chunks: number } {
-    const stream = (redis as unknown as { stream: { _write: (...a: unknown[]) => void; _writev?: (chunks: unknown[], cb: unknown) => void } }).stream;
-    const seen = { writes: 0, chunks: 0 };
-    const write = stream._write.bind(stream);
-    const writev = stream._writev!.bind(stream);
-    stream._write = (...a: unknown[]) => {
-      seen.writes++;
-      seen.chunks++;
-      write(...a);
-    };
-    stream._writev = (chunks: unknown[], cb: unknown) => {
-      seen.writes++;
-      seen.chunks += chunks.length;
-      writev(chunks, cb);
-    };
-    return seen;
-  }
-
   it('sends the commands written inside it in one write, and their replies come back in order', async () => {
     await redis.ping();
-    const seen = countWrites();
+    const seen = countWrites(redis);
     const replies = await writeTogether(redis, () => Promise.all([redis.echo('a'), redis.echo('b'), redis.echo('c')]));
     expect(replies).toEqual(['a', 'b', 'c']);
     expect(seen).toEqual({ writes: 1, chunks: 3 });
@@ -36,7 +36,7 @@ describe('writeTogether', () => {
 
   it('control: outside it ioredis writes each command as it is sent', async () => {
     await redis.ping();
-    const seen = countWrites();
+    const seen = countWrites(redis);
     await Promise.all([redis.echo('a'), redis.echo('b')]);
     expect(seen.writes).toBe(2);
   });
@@ -55,24 +55,6 @@ describe('coalesceWrites', () => {
   const redis = new IORedis(REDIS_URL, { lazyConnect: true });
   afterAll(() => redis.disconnect());
 
-  type Counted = { writes: number; chunks: number };
-  function countWrites(client: IORedis = redis): Counted {
-    const stream = (client as unknown as { stream: { _write: (...a: unknown[]) => void; _writev?: (chunks: unknown[], cb: unknown) => void } }).stream;
-    const seen = { writes: 0, chunks: 0 };
-    const write = stream._write.bind(stream);
-    const writev = stream._writev!.bind(stream);
-    stream._write = (...a: unknown[]) => {
-      seen.writes++;
-      seen.chunks++;
-      write(...a);
-    };
-    stream._writev = (chunks: unknown[], cb: unknown) => {
-      seen.writes++;
-      seen.chunks += chunks.length;
-      writev(chunks, cb);
-    };
-    return seen;
-  }
   const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
   /** Long enough after the last writing turn that the connection is not busy (BUSY_GAP_MS). */
   const quiet = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
@@ -85,7 +67,7 @@ describe('coalesceWrites', () => {
 
   it("a turn's first command is written at once, the rest of the turn in one write when it ends", async () => {
     await quiet();
-    const seen = countWrites();
+    const seen = countWrites(redis);
     const first = redis.echo('a');
     expect(seen).toEqual({ writes: 1, chunks: 1 }); // not held back
     const rest = [redis.echo('b'), redis.echo('c'), redis.echo('d')];
@@ -96,7 +78,7 @@ describe('coalesceWrites', () => {
 
   it('commands sent from separate callbacks of one turn leave together; the socket is uncorked after', async () => {
     await quiet();
-    const seen = countWrites();
+    const seen = countWrites(redis);
     // Three timers due at once run in one turn's timer phase, each a callback of its own.
     const replies = await Promise.all(['x', 'y', 'z'].map((v) => new Promise((resolve) => setTimeout(() => resolve(redis.echo(v)), 5))));
     expect(replies).toEqual(['x', 'y', 'z']);
@@ -106,7 +88,7 @@ describe('coalesceWrites', () => {
   });
 
   it('one command per turn goes out at once each time, and writeTogether still works inside a turn', async () => {
-    const seen = countWrites();
+    const seen = countWrites(redis);
     for (const v of ['1', '2', '3']) {
       await quiet();
       expect(await redis.echo(v)).toBe(v);
@@ -119,7 +101,7 @@ describe('coalesceWrites', () => {
 
   it('a writeTogether group that opens a turn leaves at once, in one write; a later group of the turn waits for its end', async () => {
     await quiet();
-    const seen = countWrites();
+    const seen = countWrites(redis);
     const first = writeTogether(redis, () => Promise.all([redis.echo('g1'), redis.echo('g2'), redis.echo('g3')]));
     expect(seen).toEqual({ writes: 1, chunks: 3 });
     const second = writeTogether(redis, () => Promise.all([redis.echo('h1'), redis.echo('h2')]));
@@ -153,7 +135,7 @@ describe('coalesceWrites', () => {
     redis.disconnect(true);
     await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
     await quiet();
-    const seen = countWrites();
+    const seen = countWrites(redis);
     const replies = await Promise.all([redis.echo('m'), redis.echo('n'), redis.echo('o')]);
     expect(replies).toEqual(['m', 'n', 'o']);
     expect(seen).toEqual({ writes: 2, chunks: 3 });

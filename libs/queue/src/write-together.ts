@@ -26,12 +26,14 @@ const BUSY_GAP_MS = 1;
  * command of a turn is written at once, so a process that sends one command at a time (c=1)
  * waits for nothing; a group written inside writeTogether counts as one command (the first of
  * a turn leaves at once, whole). When turns that write come less than BUSY_GAP_MS apart, the
- * first command waits for the end of its turn as well. On a busy process, where many requests or jobs send their commands in the
- * same turn (a burst of HTTP requests, provider answers read together), a write to Redis is one
- * of its largest costs: each one wakes Redis inside the writer's own system call (CPU profiles
- * in bench/RESULTS.md, eighth session). ioredis's enableAutoPipelining does this with a
- * pipeline per turn and measured slower (same file); this only corks the socket. Not for
- * blocking connections, nor on a Redis Cluster (its node connections are made inside ioredis).
+ * first command waits for the end of its turn as well.
+ *
+ * On a busy process, where many requests or jobs send their commands in the same turn (a burst
+ * of HTTP requests, provider answers read together), a write to Redis is one of its largest
+ * costs: each one wakes Redis inside the writer's own system call (CPU profiles in
+ * bench/RESULTS.md, eighth session). ioredis's enableAutoPipelining does this with a pipeline
+ * per turn and measured slower (same file); this only corks the socket. Not for blocking
+ * connections, nor on a Redis Cluster (its node connections are made inside ioredis).
  */
 export function coalesceWrites(
   client: { stream?: unknown; on(event: 'connect', listener: () => void): unknown; isCluster?: boolean },
