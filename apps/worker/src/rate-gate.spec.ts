@@ -138,18 +138,25 @@ describe('RateGate admission in the round trip that fetches the job', () => {
     }
   });
 
-  it('a job that never reaches the gate gives back the call slot its fetch took', async () => {
+  it('a job that never reaches the gate gives back the call slot and the tokens its fetch took', async () => {
     const leases: number[] = [];
-    const t = await setUp('unused', { providers: { openai: { concurrency: 5 } } }, async () => {
+    /** How far ahead of now the provider's token schedule (GCRA TAT) runs, in ms (60k TPM: ~1 ms a token). */
+    const tokensAhead = async () => Number((await redis.get(`${prefix}-unused:rl:{openai}:tpm:tat`)) ?? 0) - Date.now();
+    const ahead: number[] = [];
+    const t = await setUp('unused', { providers: { openai: { concurrency: 5, tpm: 60_000 } } }, async () => {
       leases.push(await redis.zcard(concKey('unused')));
+      ahead.push(await tokensAhead());
       return {};
     });
     try {
       await t.run(1, true);
       expect(leases).toEqual([1]);
+      // The fetch charged the prompt's 12 tokens and the default max_tokens (1,024).
+      expect(ahead[0]).toBeGreaterThan(700);
       const deadline = Date.now() + 2_000;
-      while ((await redis.zcard(concKey('unused'))) > 0 && Date.now() < deadline) await sleep(10);
+      while (((await redis.zcard(concKey('unused'))) > 0 || (await tokensAhead()) > 100) && Date.now() < deadline) await sleep(10);
       expect(await redis.zcard(concKey('unused'))).toBe(0);
+      expect(await tokensAhead()).toBeLessThanOrEqual(100);
     } finally {
       await t.close();
     }

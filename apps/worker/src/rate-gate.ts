@@ -71,13 +71,13 @@ export class RateGate {
 
   /**
    * A job that ran with `token` has ended: an admission its fetch made and the job never used
-   * (a cancel, a path that never called the provider) gives its call slot back.
+   * (a cancel, a path that never called the provider) gives its call slot and its tokens back.
    */
   dropFetchAdmission(token: string | undefined): void {
     const answer = this.takeFetched(token);
     if (!answer) return;
     void answer.then((fetched) => {
-      if (fetched?.admission?.admitted) return this.leave(fetched.admission.ticket, undefined);
+      if (fetched?.admission?.admitted) return this.release(fetched.admission.ticket);
     });
   }
 
@@ -141,7 +141,7 @@ export class RateGate {
     if (!fetched) return undefined;
     // `tokens` is what the caller charges (the embedding path); the fetch must have charged the same.
     if (fetched.jobId === job.id && (tokens === undefined || !fetched.admission || fetched.tokens === tokens)) return fetched.admission;
-    if (fetched.admission?.admitted) void this.leave(fetched.admission.ticket, undefined);
+    if (fetched.admission?.admitted) void this.release(fetched.admission.ticket); // charged again by acquire
     return undefined;
   }
 
@@ -166,6 +166,11 @@ export class RateGate {
     const prepaidAttempt = admission.reserved ? job.attemptsMade : admission.reason === 'paused' ? undefined : state.prepaidAttempt;
     if (prepaidAttempt !== state.prepaidAttempt) await job.updateData(withLimiterState(job.data, { ...state, prepaidAttempt }));
     await job.moveToDelayed(Date.now() + admission.waitMs, token);
+  }
+
+  /** An admission that no call used: its lease and its tokens go back (ProviderLimiter.release). */
+  private async release(ticket: Ticket): Promise<void> {
+    await this.limiter.release(ticket).catch((err: Error) => this.logger.warn(`releasing job ${ticket.subject.leaseId}: ${err.message}`));
   }
 
   /** Frees the concurrency lease and reconciles the token estimate with reported usage. */

@@ -200,6 +200,22 @@ describe('ProviderLimiter (real Redis)', () => {
     expect(await charge(false, 1_000)).toBeLessThan(300);
   });
 
+  it('an admission whose call never went out gives its lease and its tokens back, even where unused tokens are not refunded', async () => {
+    const next = async (release: boolean): Promise<number> => {
+      prefix = `rl${randomBytes(4).toString('hex')}`;
+      const w = limiter({ jitter_ms: 0, providers: { openai: { tpm: 60_000, concurrency: 1, refund_unused_tokens: false } } });
+      const first = await w.acquire(subject({ tokens: 1_000 }));
+      expect(first.admitted).toBe(true);
+      if (first.admitted) await (release ? w.release(first.ticket) : w.settle(first.ticket, undefined));
+      const now = Date.now();
+      return slot(await w.acquire(subject({ tokens: 1_000 })), now) - now;
+    };
+    // 60k TPM: 1,800 tokens of burst. Released: the second 1,000 go at once (and the one call slot is free).
+    expect(await next(true)).toBe(0);
+    // Control: settled without a report, the first 1,000 stay charged and the second waits.
+    expect(await next(false)).toBeGreaterThan(100);
+  });
+
   it('costs nothing for a queue without caps but still honours pauses', async () => {
     const w = limiter({ providers: {} });
     expect((await w.acquire(subject())).admitted).toBe(true);

@@ -226,6 +226,20 @@ export class ProviderLimiter {
   async settle(ticket: Ticket, reportedTokens: number | undefined): Promise<void> {
     let delta = reportedTokens === undefined ? 0 : reportedTokens - ticket.subject.tokens;
     if (delta < 0 && !ticket.refundUnused) delta = 0;
+    await this.settleDelta(ticket, delta);
+  }
+
+  /**
+   * An admission whose call never went out (its job was canceled first, or is charged by another
+   * admission): frees the lease and gives the whole token charge back to the schedule, whatever
+   * refund_unused_tokens says, since the provider never saw the request. The request itself stays
+   * counted, and the tokens stay in the last minute's send log (both err on the safe side).
+   */
+  async release(ticket: Ticket): Promise<void> {
+    await this.settleDelta(ticket, -ticket.subject.tokens);
+  }
+
+  private async settleDelta(ticket: Ticket, delta: number): Promise<void> {
     const budgets = delta === 0 ? [] : ticket.tokenBudgets;
     if (ticket.leaseKeys.length === 0 && budgets.length === 0) return;
     const keys = [...ticket.leaseKeys, ...budgets.flatMap((b) => [b.key, b.log, b.sum])];
