@@ -16,8 +16,8 @@ export interface InferenceJobData {
    * without the semantic cache, a single-text embedding): the limiter subject, `[model,
    * estimated tokens, 1 when the provider's default_max_tokens is still to be added, 1 for a
    * text embedding]` (admitted on fetch only by workers without an exact cache or coalescing,
-   * which change what it is charged). The worker's fetch admits such a job
-   * in the same Redis round trip (FETCH_ADMIT_LUA reads it without parsing the rest of the
+   * which change what it is charged). The worker's fetch admits such a job in the same Redis
+   * round trip (FETCH_ADMIT_LUA reads it without parsing the rest of the
    * data, so it must stay the first key). The worker drops it when it records limiter state.
    */
   admit?: FetchAdmitSubject;

@@ -139,9 +139,9 @@ export const RESERVE_LUA = `${RESERVE_FN}return reserve(KEYS, ARGV)
  * active list, locked with the fetch's token), reads the limiter subject the API put first in
  * the job's data (`{"admit":[model, tokens, 1 when default_max_tokens applies, 1 for a text
  * embedding], ...}`: read without parsing the rest of the data; a text embedding only when the
- * worker says so, i.e. when no exact cache or coalescing may change what it is charged), builds the keys and arguments ProviderLimiter.acquire
- * would (the same scopes, model caps matched the same way: an exact name, else the longest
- * `*` prefix) and runs RESERVE with them.
+ * worker says so, i.e. when no exact cache or coalescing may change what it is charged), builds
+ * the keys and arguments ProviderLimiter.acquire would (the same scopes, model caps matched the
+ * same way: an exact name, else the longest `*` prefix) and runs RESERVE with them.
  *
  * Not on a Redis Cluster: it reads the job's keys and the limiter's, which live in different
  * slots.
@@ -149,9 +149,10 @@ export const RESERVE_LUA = `${RESERVE_FN}return reserve(KEYS, ARGV)
  * KEYS: the queue's active list.
  * ARGV: job key prefix, the fetch's token, the limiter's key prefix for the queue
  *       (\`<prefix>:rl:{<queue>}:\`), leaseTtlMs, concRetryMs, windowMs, defaultMaxTokens,
- *       admitEmbeddings (1: text embeddings too), hasProvider (1 when the queue has limits), m, the provider's scope (7 numbers), then
- *       m x (model name or \`prefix*\`, 7 numbers). A scope's numbers: rpm emission, tolerance,
- *       cap, tpm emission, tolerance, cap, concurrency; a cap of 0 is not enforced.
+ *       admitEmbeddings (1: text embeddings too), hasProvider (1 when the queue has limits),
+ *       m, the provider's scope (7 numbers), then m x (model name or \`prefix*\`, 7 numbers).
+ *       A scope's numbers: rpm emission, tolerance, cap, tpm emission, tolerance, cap,
+ *       concurrency; a cap of 0 is not enforced.
  * Returns false when the fetch handed out no job; {jobId} when the job has no subject (it is
  * admitted at the rate gate as usual); else {jobId, waitMs, state, model, tokens}, with
  * RESERVE's waitMs and state for the job (lease named after the job id, not prepaid).
