@@ -12,17 +12,25 @@ const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Real limiter scripts on the real Redis; jobs are real BullMQ jobs. */
+// Connections are opened in beforeAll, not while Jest collects the tests: a describe whose tests
+// a `-t` filter skips runs no hooks, and a connection it had opened would keep Jest from exiting.
 describe('RateGate admissions', () => {
   const prefix = `t${randomBytes(4).toString('hex')}`;
-  const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = new Queue<InferenceJobData>(QueueName.OpenAI, { connection: redis, prefix });
   const config = loadConfig({ REDIS_URL, QUEUE_PREFIX: prefix });
   const problems: string[] = [];
-  // One request a minute: the first call is admitted, the second gets a slot a minute later.
-  const limiter = new ProviderLimiter(redis, prefix, { providers: parseLimits({ providers: { openai: { rpm: 1 } } }, 'test', problems) }, { leaseTtlMs: 60_000 });
-  const gate = new RateGate(config, limiter, new GatewayMetrics({ role: 'worker', defaultMetrics: false }));
   const heard: QueueName[] = [];
-  gate.onAdmission((q) => heard.push(q));
+  let redis: IORedis;
+  let queue: Queue<InferenceJobData>;
+  let gate: RateGate;
+
+  beforeAll(() => {
+    redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
+    queue = new Queue<InferenceJobData>(QueueName.OpenAI, { connection: redis, prefix });
+    // One request a minute: the first call is admitted, the second gets a slot a minute later.
+    const limiter = new ProviderLimiter(redis, prefix, { providers: parseLimits({ providers: { openai: { rpm: 1 } } }, 'test', problems) }, { leaseTtlMs: 60_000 });
+    gate = new RateGate(config, limiter, new GatewayMetrics({ role: 'worker', defaultMetrics: false }));
+    gate.onAdmission((q) => heard.push(q));
+  });
 
   afterAll(async () => {
     await queue.obliterate({ force: true });
@@ -53,11 +61,16 @@ describe('RateGate admissions', () => {
  */
 describe('RateGate admission in the round trip that fetches the job', () => {
   const prefix = `t${randomBytes(4).toString('hex')}`;
-  const redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
   const config = loadConfig({ REDIS_URL, QUEUE_PREFIX: prefix });
-  const connections: IORedis[] = [redis];
+  const connections: IORedis[] = [];
+  let redis: IORedis;
   /** Each test's limiter keys are its own (`<prefix>-<name>:rl:...`). */
   const concKey = (name: string) => `${prefix}-${name}:rl:{openai}:conc`;
+
+  beforeAll(() => {
+    redis = new IORedis(REDIS_URL, { maxRetriesPerRequest: null });
+    connections.push(redis);
+  });
 
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}*`);

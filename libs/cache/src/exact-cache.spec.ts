@@ -6,7 +6,7 @@ const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const vec = (...values: number[]): Buffer => Buffer.from(new Float32Array(values).buffer);
 
 describe('ExactCache (real Redis)', () => {
-  const redis = new IORedis(REDIS_URL);
+  const redis = new IORedis(REDIS_URL, { lazyConnect: true });
   const prefix = `tcache${randomBytes(4).toString('hex')}`;
   const scope = { provider: 'openai', model: 'text-embedding-3-small', parameters: { dimensions: 2, user: 'u' } };
 

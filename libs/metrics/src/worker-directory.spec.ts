@@ -18,7 +18,7 @@ const record = (id: string, queues: string[], startedAt = '2024-01-01T00:00:00.0
 
 describe('WorkerDirectory (real Redis)', () => {
   const prefix = `t${randomBytes(4).toString('hex')}`;
-  const redis = new IORedis(REDIS_URL);
+  const redis = new IORedis(REDIS_URL, { lazyConnect: true });
   const directory = new WorkerDirectory(redis, new RedisKeys(prefix));
 
   afterAll(async () => {

@@ -2,7 +2,7 @@ import IORedis from 'ioredis';
 import { LuaScript } from './lua-script';
 
 describe('LuaScript (real Redis)', () => {
-  const redis = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+  const redis = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379', { lazyConnect: true });
   afterAll(() => redis.disconnect());
 
   it('runs by SHA, loading the source once when Redis does not have it', async () => {

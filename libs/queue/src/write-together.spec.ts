@@ -23,7 +23,7 @@ function countWrites(client: IORedis): { writes: number; chunks: number } {
 }
 
 describe('writeTogether', () => {
-  const redis = new IORedis(REDIS_URL);
+  const redis = new IORedis(REDIS_URL, { lazyConnect: true });
   afterAll(() => redis.disconnect());
 
   it('sends the commands written inside it in one write, and their replies come back in order', async () => {

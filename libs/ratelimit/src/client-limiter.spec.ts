@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { ClientLimiter } from './client-limiter';
 
 describe('ClientLimiter (real Redis)', () => {
-  const redis = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379');
+  const redis = new IORedis(process.env.REDIS_URL || 'redis://127.0.0.1:6379', { lazyConnect: true });
   const prefix = `cl${randomBytes(4).toString('hex')}`;
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}:*`);
