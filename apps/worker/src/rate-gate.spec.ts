@@ -11,9 +11,10 @@ import { StartFirstWorker } from './start-first-worker';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Real limiter scripts on the real Redis; jobs are real BullMQ jobs. */
 // Connections are opened in beforeAll, not while Jest collects the tests: a describe whose tests
 // a `-t` filter skips runs no hooks, and a connection it had opened would keep Jest from exiting.
+
+/** Real limiter scripts on the real Redis; jobs are real BullMQ jobs. */
 describe('RateGate admissions', () => {
   const prefix = `t${randomBytes(4).toString('hex')}`;
   const config = loadConfig({ REDIS_URL, QUEUE_PREFIX: prefix });
