@@ -10,7 +10,8 @@ import { BatchQueues } from './batch-queues';
  * aligned on the line index) at a time, as soon as every line of the page has its outcome, and
  * the last partial page when the batch ends; so Redis holds at most the pages still running,
  * whatever the batch's size. A page is written whole (ResultStore.put) before the batch's `pages`
- * counter moves past it and its lines leave Redis: a crash in between writes the same page again.
+ * counter moves past it and its lines leave Redis (together): a crash in between writes the same
+ * page again.
  * Without BATCH_RESULTS_DIR it does nothing.
  */
 @Injectable()
@@ -48,8 +49,11 @@ export class BatchCompactor {
         const lines = await redis.hmget(keys.results(id), ...fields);
         if (lines.some((l) => l === null)) return true; // still running
         await store.put(batchResultPageKey(id, page), `${(lines as string[]).map(unpackResultLine).join('\n')}\n`);
-        await redis.hset(keys.meta(id), 'pages', String(page + 1));
-        await redis.hdel(keys.results(id), ...fields);
+        // The counter moves past the page and its lines leave Redis in one transaction (one hash
+        // tag, so Cluster-safe): nobody sees the page counted as moved with its lines still here.
+        const replies = await redis.multi().hset(keys.meta(id), 'pages', String(page + 1)).hdel(keys.results(id), ...fields).exec();
+        const failed = replies?.find(([err]) => err);
+        if (!replies || failed) throw failed?.[0] ?? new Error(`batch ${id}: moving page ${page} out of Redis was aborted`);
       }
     });
     return done === true;
