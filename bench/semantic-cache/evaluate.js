@@ -41,6 +41,8 @@ function runVCache(lib, workload, delta, seed) {
   let scope;
   let hits = 0;
   let wrong = 0;
+  /** Per 0.01 band of the nearest similarity: requests, and wrong hits among them. */
+  const bands = new Map();
   for (const { cls, vector } of workload.requests) {
     const [best] = index.search(vector, 1);
     if (!best) {
@@ -50,9 +52,15 @@ function runVCache(lib, workload, delta, seed) {
     }
     const entry = entries[best.id];
     const similarity = Math.min(1, best.score);
+    const band = bands.get(lib.scopeBinOf(similarity)) ?? { requests: 0, wrong: 0 };
+    bands.set(lib.scopeBinOf(similarity), band);
+    band.requests++;
     if (lib.decide(entry.observations, similarity, delta, random, scope) === 'exploit') {
       hits++;
-      if (entry.cls !== cls) wrong++;
+      if (entry.cls !== cls) {
+        wrong++;
+        band.wrong++;
+      }
       continue;
     }
     // Explore: the model answers (the class's answer); the judge compares it with the entry's.
@@ -70,7 +78,24 @@ function runVCache(lib, workload, delta, seed) {
       entries.push({ cls, observations: [] });
     }
   }
-  return summary(`vCache δ=${delta}`, workload.requests.length, hits, wrong, entries.length);
+  return { ...summary(`vCache δ=${delta}`, workload.requests.length, hits, wrong, entries.length), bands: bandCheck(bands, delta) };
+}
+
+/** Bands with at least this many requests are checked. */
+const MIN_BAND_REQUESTS = 100;
+
+/**
+ * The policy bounds each request's chance of a wrong hit by delta, so it must hold within every
+ * similarity band too, not only on average: a band whose wrong-hit share has its 95 % Wilson
+ * lower bound above delta breaks the promise. (Each band is tested alone, with no correction for
+ * testing ~20 bands: a flag is a reason to look, not proof.)
+ */
+function bandCheck(bands, delta) {
+  const checked = [...bands]
+    .filter(([, b]) => b.requests >= MIN_BAND_REQUESTS)
+    .map(([bin, b]) => ({ from: bin / 100 - 0.005, to: bin / 100 + 0.005, ...b, share: b.wrong / b.requests, low: wilson(b.wrong, b.requests)[0] }));
+  checked.sort((a, b) => b.share - a.share);
+  return { checked: checked.length, worst: checked[0], flagged: checked.filter((b) => b.low > delta) };
 }
 
 function summary(policy, requests, hits, wrong, entries) {

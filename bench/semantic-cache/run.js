@@ -9,7 +9,9 @@
  * Part 1, policy: two seeded synthetic workloads (workload.js) streamed through the vCache policy
  * at delta 0.01, 0.02, 0.05 and through static similarity thresholds 0.80 ... 0.99, with the
  * same nearest-neighbour index; prints error rate (wrong hits / requests, with the upper end of
- * its 95 % Wilson interval) and hit rate. No Redis, no model: the "model" answers the class.
+ * its 95 % Wilson interval) and hit rate, and for the policy the wrong-hit share in each 0.01
+ * band of similarity (its promise holds per request, so per band too). No Redis, no model: the
+ * "model" answers the class.
  *
  * Part 2, decision time: BENCH_SC_ENTRIES (100000) entries of BENCH_SC_DIMS (1536) dimensions
  * in one scope in the real Redis (REDIS_URL), then BENCH_SC_LOOKUPS (2000) decisions through
@@ -59,6 +61,11 @@ function policyPart() {
       const bound = v.errorHigh <= delta ? 'MET' : 'MISSED';
       const hit = best ? (v.hitRate >= best.hitRate ? 'MET' : 'MISSED') : 'no static qualifies';
       verdicts.push(`- δ=${delta}: error ${pct(v.errorRate)} (95 % upper ${pct(v.errorHigh)}) <= δ -> ${bound}; hit rate ${pct(v.hitRate, 1)} vs best static with error <= δ, ${best ? `${best.policy} (${pct(best.hitRate, 1)})` : '-'} -> ${hit}`);
+      const { checked, worst, flagged } = v.bands;
+      const band = (b) => `[${b.from.toFixed(3)}, ${b.to.toFixed(3)}) ${pct(b.share)} (${b.wrong} of ${b.requests})`;
+      verdicts.push(
+        `  per similarity band (0.01 wide, ${checked} with >= 100 requests): worst ${worst ? band(worst) : '-'}; bands with a wrong-hit share significantly above δ (95 % Wilson lower bound > δ): ${flagged.length ? flagged.map(band).join(', ') : 'none'}`,
+      );
     }
     console.log('| policy | error rate | 95 % upper | hit rate | wrong hits | entries |');
     console.log('|---|---:|---:|---:|---:|---:|');
