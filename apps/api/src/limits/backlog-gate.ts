@@ -43,9 +43,13 @@ export class BacklogGate {
     if (reading && stale && reading.count + reading.added < max / 2) {
       if (!reading.refreshing) {
         reading.refreshing = true;
-        void this.read(queue, now).catch(() => {
-          if (reading) reading.refreshing = false; // the next request tries again
-        });
+        // A turn later: sent now, the count would reach Redis ahead of this request's own job,
+        // and the job's write would wait for the end of the turn (coalesceWrites).
+        setImmediate(() =>
+          void this.read(queue, Date.now()).catch(() => {
+            if (reading) reading.refreshing = false; // the next request tries again
+          }),
+        );
       }
     } else if (!reading || stale || reading.count + reading.added >= max) {
       reading = await this.read(queue, now);
