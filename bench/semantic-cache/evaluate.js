@@ -52,8 +52,9 @@ function runVCache(lib, workload, delta, seed) {
     }
     const entry = entries[best.id];
     const similarity = Math.min(1, best.score);
-    const band = bands.get(lib.scopeBinOf(similarity)) ?? { requests: 0, wrong: 0 };
-    bands.set(lib.scopeBinOf(similarity), band);
+    const bin = lib.scopeBinOf(similarity);
+    const band = bands.get(bin) ?? { requests: 0, wrong: 0 };
+    bands.set(bin, band);
     band.requests++;
     if (lib.decide(entry.observations, similarity, delta, random, scope) === 'exploit') {
       hits++;
@@ -67,7 +68,6 @@ function runVCache(lib, workload, delta, seed) {
     const correct = entry.cls === cls;
     entry.observations.push({ similarity, correct });
     if (entry.observations.length > lib.MAX_OBSERVATIONS) entry.observations.shift();
-    const bin = lib.scopeBinOf(similarity);
     const c = counts.get(bin) ?? { right: 0, wrong: 0 };
     if (correct) c.right++;
     else c.wrong++;
@@ -78,7 +78,7 @@ function runVCache(lib, workload, delta, seed) {
       entries.push({ cls, observations: [] });
     }
   }
-  return { ...summary(`vCache δ=${delta}`, workload.requests.length, hits, wrong, entries.length), bands: bandCheck(bands, delta) };
+  return { ...summary(`vCache δ=${delta}`, workload.requests.length, hits, wrong, entries.length), bands: bandCheck(lib, bands, delta) };
 }
 
 /** Bands with at least this many requests are checked. */
@@ -90,10 +90,10 @@ const MIN_BAND_REQUESTS = 100;
  * lower bound above delta breaks the promise. (Each band is tested alone, with no correction for
  * testing ~20 bands: a flag is a reason to look, not proof.)
  */
-function bandCheck(bands, delta) {
+function bandCheck(lib, bands, delta) {
   const checked = [...bands]
     .filter(([, b]) => b.requests >= MIN_BAND_REQUESTS)
-    .map(([bin, b]) => ({ from: bin / 100 - 0.005, to: bin / 100 + 0.005, ...b, share: b.wrong / b.requests, low: wilson(b.wrong, b.requests)[0] }));
+    .map(([bin, b]) => ({ from: (bin - 0.5) * lib.SCOPE_BIN, to: (bin + 0.5) * lib.SCOPE_BIN, ...b, share: b.wrong / b.requests, low: wilson(b.wrong, b.requests)[0] }));
   checked.sort((a, b) => b.share - a.share);
   return { checked: checked.length, worst: checked[0], flagged: checked.filter((b) => b.low > delta) };
 }
