@@ -96,7 +96,7 @@ describe('the pooled curve (scopeEstimate) on the scale -ln(1 - s)', () => {
   it('decides for an entry with separable data at pooledScale(s); steeper above the threshold than a curve in s', () => {
     const scope = scopeEstimate(counts)!;
     const entry = at(0.95, true, 8);
-    for (const s of [0.9, 0.95, 0.99]) {
+    for (const s of [0.95, 0.97, 0.99]) {
       expect(explorationProbabilityFor(entry, s, 0.05, scope)).toBeCloseTo(explorationProbability(scope, pooledScale(s), 0.05), 12);
     }
     // A curve of the same counts fitted on s explores more at 0.99 than this one does.
@@ -107,7 +107,21 @@ describe('the pooled curve (scopeEstimate) on the scale -ln(1 - s)', () => {
     }
     expect(explorationProbabilityFor(entry, 0.99, 0.05, scope)).toBeLessThan(explorationProbability(thresholdOf(fitLogistic(onS)), 0.99, 0.05));
     // A wrong answer of the entry's own at or above s still means: explore.
+    expect(explorationProbabilityFor([...entry, ...at(0.9, false, 1)], 0.96, 0.05, scope)).toBeLessThan(1);
     expect(explorationProbabilityFor([...entry, ...at(0.9, false, 1)], 0.88, 0.05, scope)).toBe(1);
+  });
+
+  it('does not stretch the pooled curve below every right answer the entry has had', () => {
+    const scope = scopeEstimate(counts)!;
+    // Where the scope's curve alone would answer from cache most of the time...
+    expect(explorationProbability(scope, pooledScale(0.97), 0.05)).toBeLessThan(0.5);
+    // ...an entry right only at 0.99 has not been checked at 0.97: it explores,
+    const entry = at(0.99, true, 8);
+    expect(explorationProbabilityFor(entry, 0.97, 0.05, scope)).toBe(1);
+    // and once it has been right at 0.96, the pooled curve decides at 0.97 (not yet at 0.955).
+    const checked = [...entry, ...at(0.96, true, 1)];
+    expect(explorationProbabilityFor(checked, 0.97, 0.05, scope)).toBeCloseTo(explorationProbability(scope, pooledScale(0.97), 0.05), 12);
+    expect(explorationProbabilityFor(checked, 0.955, 0.05, scope)).toBe(1);
   });
 
   it('needs MIN_SCOPE_OBSERVATIONS and overlapping data', () => {

@@ -115,9 +115,17 @@ export function scopeEstimate(counts: ScopeCounts): ThresholdEstimate | undefine
  * The probability of exploring (calling the model) for a prompt at `similarity` from an entry
  * with these (real) observations. The entry's own logistic curve decides when its data overlap;
  * separable data (the usual case early on: every right answer above every wrong one) say
- * nothing about the slope, so the scope's pooled curve (`scope`) decides instead, as long as no
- * wrong answer of this entry was seen at this similarity or above. Without a pooled curve the
- * monotone bound above decides. `scope` is on the pooled scale (scopeEstimate, pooledScale).
+ * nothing about the slope, so the scope's pooled curve (`scope`) decides instead, within what
+ * the entry itself has shown: only where no wrong answer of its own was seen at this similarity
+ * or above, and some right answer of its own was seen at this similarity or below. Below every
+ * right answer it has had, the request explores: the pooled curve is the scope's average, and
+ * an entry whose risk differs from it (a question with a near twin that needs another answer,
+ * in a scope of loosely worded ones) would otherwise be answered from cache at similarities it
+ * was never checked at, wrongly and without ever exploring, so without ever learning (in
+ * bench/RESULTS.md, tenth session: 75-78 % wrong answers in two similarity bands at delta 0.05).
+ * Per entry, P(right | s) is non-decreasing in s (the logistic model's own assumption), so a
+ * right answer at or below s is evidence at s. Without a pooled curve the monotone bound above
+ * decides. `scope` is on the pooled scale (scopeEstimate, pooledScale).
  */
 export function explorationProbabilityFor(observations: readonly Observation[], similarity: number, delta: number, scope?: ThresholdEstimate): number {
   if (observations.length < MIN_OBSERVATIONS) return 1;
@@ -125,6 +133,7 @@ export function explorationProbabilityFor(observations: readonly Observation[], 
   if (!isSeparable(all)) return explorationProbability(thresholdOf(fitLogistic(all)), similarity, delta);
   if (!scope) return separableExplorationProbability(observations, similarity, delta);
   if (observations.some((o) => !o.correct && o.similarity >= similarity)) return 1;
+  if (!observations.some((o) => o.correct && o.similarity <= similarity)) return 1;
   return explorationProbability(scope, pooledScale(similarity), delta);
 }
 
