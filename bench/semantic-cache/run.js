@@ -36,10 +36,15 @@ const THRESHOLDS = [0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.
 
 const pct = (x, digits = 2) => `${(100 * x).toFixed(digits)} %`;
 
-/** The two workloads: every request a new wording (the target), and wordings drawn from a pool of 25 per class (exact repeats). */
+/**
+ * The workloads: every request a new wording (the target), wordings drawn from a pool of 25 per
+ * class (exact repeats), and new wordings of questions whose risks differ (workload.js, profile
+ * 'distinct': precise questions with near twins, loose ones without).
+ */
 const WORKLOADS = [
   { name: 'new paraphrase per request', paraphrases: 0 },
   { name: 'pool of 25 paraphrases per class (exact repeats)', paraphrases: 25 },
+  { name: 'new paraphrase per request, questions whose risks differ (precise ones with a near twin, loose ones without)', paraphrases: 0, profile: 'distinct' },
 ];
 
 /**
@@ -60,7 +65,7 @@ function staticHitRateAt(statics, errorRate) {
 
 function policyPart() {
   for (const spec of WORKLOADS) {
-    const workload = generate({ seed: posNum(process.env.BENCH_SC_SEED, 7), requests: posNum(process.env.BENCH_SC_REQUESTS, 20_000), paraphrases: spec.paraphrases });
+    const workload = generate({ seed: posNum(process.env.BENCH_SC_SEED, 7), requests: posNum(process.env.BENCH_SC_REQUESTS, 20_000), paraphrases: spec.paraphrases, profile: spec.profile });
     const twins = workload.classes.filter((c) => c.twinOf >= 0).length;
     console.log(`#### Workload: ${spec.name}`);
     console.log('');

@@ -11,6 +11,10 @@
  *   and that needs a different answer (e.g. the same question about another year). Its
  *   paraphrases land close to the first class's; a static threshold low enough to group the
  *   loose paraphrases of a class also answers its twin wrongly.
+ * - `profile: 'distinct'` makes classes whose risks differ instead: half are "precise" (cos θ in
+ *   [0.985, 0.998]) and each has a twin at cos φ in [0.95, 0.98], the other half are "loose" ([0.86,
+ *   0.95]) with no twin. One threshold cannot suit both: low enough to group the loose paraphrases,
+ *   it answers the precise questions' twins wrongly. This is the case per-entry thresholds are for.
  * - Requests pick a class by a Zipf law (popular questions come back). By default each request
  *   is a new paraphrase (`paraphrases: 0`), as in prompt logs where the same wording rarely
  *   comes twice (exact repeats are an exact cache's job); `paraphrases: n` draws from a fixed
@@ -52,15 +56,11 @@ function tilt(random, base, cos) {
 }
 
 const BANDS = { tight: [0.97, 0.995], medium: [0.93, 0.99], loose: [0.88, 0.97] };
+/** profile 'distinct': precise questions with near twins, loose ones without. */
+const DISTINCT = { precise: [0.985, 0.998], twin: [0.95, 0.98], loose: [0.86, 0.95], preciseShare: 0.5 };
 
-/**
- * options: seed, dims (64), classes (anchor classes, 300), twinShare (0.3), paraphrases (0: a new
- * one per request; n: a pool of n per class), requests (20000), zipf (1.0).
- * Returns { requests: [{ cls, vector }], classes, stats }.
- */
-function generate(options = {}) {
-  const o = { seed: 7, dims: 64, classes: 300, twinShare: 0.3, paraphrases: 0, requests: 20_000, zipf: 1.0, ...options };
-  const random = seeded(o.seed);
+/** The anchor classes of profile 'twins' (the default): three kinds of spread, a share with twins. */
+function twinClasses(random, o) {
   const classes = [];
   const kinds = Object.keys(BANDS);
   for (let c = 0; c < o.classes; c++) {
@@ -72,6 +72,37 @@ function generate(options = {}) {
       classes.push({ anchor: tilt(random, anchor, cos), band: BANDS[kind], kind, twinOf: classes.length - 1 });
     }
   }
+  return classes;
+}
+
+/** The anchor classes of profile 'distinct'. */
+function distinctClasses(random, o) {
+  const classes = [];
+  for (let c = 0; c < o.classes; c++) {
+    const anchor = randomUnit(random, o.dims);
+    if (random() < DISTINCT.preciseShare) {
+      classes.push({ anchor, band: DISTINCT.precise, kind: 'precise', twinOf: -1 });
+      const cos = DISTINCT.twin[0] + random() * (DISTINCT.twin[1] - DISTINCT.twin[0]);
+      classes.push({ anchor: tilt(random, anchor, cos), band: DISTINCT.precise, kind: 'precise', twinOf: classes.length - 1 });
+    } else {
+      classes.push({ anchor, band: DISTINCT.loose, kind: 'loose', twinOf: -1 });
+    }
+  }
+  return classes;
+}
+
+/**
+ * options: seed, dims (64), classes (anchor classes, 300), profile ('twins' or 'distinct'),
+ * twinShare (0.3, profile 'twins'), paraphrases (0: a new one per request; n: a pool of n per
+ * class), requests (20000), zipf (1.0).
+ * Returns { requests: [{ cls, vector }], classes, options, seeded }.
+ */
+function generate(options = {}) {
+  const o = { seed: 7, dims: 64, classes: 300, twinShare: 0.3, paraphrases: 0, requests: 20_000, zipf: 1.0, ...options };
+  o.profile = o.profile ?? 'twins';
+  const random = seeded(o.seed);
+  if (o.profile !== 'twins' && o.profile !== 'distinct') throw new Error(`unknown workload profile ${o.profile}`);
+  const classes = o.profile === 'distinct' ? distinctClasses(random, o) : twinClasses(random, o);
   const paraphrase = (rnd, cls) => tilt(rnd, cls.anchor, cls.band[0] + rnd() * (cls.band[1] - cls.band[0]));
   for (const cls of classes) {
     cls.pool = [];
