@@ -122,7 +122,7 @@ export function scopeEstimate(counts: ScopeCounts): ThresholdEstimate | undefine
  * an entry whose risk differs from it (a question with a near twin that needs another answer,
  * in a scope of loosely worded ones) would otherwise be answered from cache at similarities it
  * was never checked at, wrongly and without ever exploring, so without ever learning (in
- * bench/RESULTS.md, tenth session: 75-78 % wrong answers in two similarity bands at delta 0.05).
+ * bench/RESULTS.md, tenth session: 69-78 % wrong answers in two similarity bands at delta 0.05).
  * Per entry, P(right | s) is non-decreasing in s (the logistic model's own assumption), so a
  * right answer at or below s is evidence at s. Without a pooled curve the monotone bound above
  * decides. `scope` is on the pooled scale (scopeEstimate, pooledScale).
