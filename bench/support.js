@@ -1,10 +1,12 @@
 'use strict';
 /**
  * What the benchmarks share: their child processes (started, followed line by line, stopped,
- * and killed on any way out), free ports, and removing a run's Redis keys.
+ * and killed on any way out), free ports, removing a run's Redis keys, and one sequential sync
+ * request for the c=1 probes.
  */
 
 const { spawn } = require('node:child_process');
+const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
 
@@ -154,6 +156,28 @@ function gatewayEnv({ port, prefix, fakeUrl, ...extra }) {
   };
 }
 
+/** One keep-alive connection per API, so that sequential probes reuse it as a client would. */
+let sequentialAgent;
+
+/**
+ * One synchronous `POST /v1/inference` of `body` (a JSON string) to the API on `port`, over one
+ * kept-alive connection: resolves with [sent, answered] in process.hrtime.bigint() ns, and fails
+ * on anything but a 200. For the probes that send requests one after another (ab.js, timeline.js).
+ */
+function syncRequest(port, body) {
+  sequentialAgent ??= new http.Agent({ keepAlive: true, maxSockets: 1 });
+  return new Promise((resolve, reject) => {
+    const sent = process.hrtime.bigint();
+    const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const req = http.request({ host: '127.0.0.1', port, path: '/v1/inference', method: 'POST', agent: sequentialAgent, headers }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve([sent, process.hrtime.bigint()]) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Starts the API from `dist` with `env` and waits (up to 30 s) until /health answers 200. */
 async function startApi(dist, env) {
   const api = startChild('api', [path.join(dist, 'apps/api/src/main.js')], env);
@@ -187,4 +211,4 @@ function runBench(main) {
   });
 }
 
-module.exports = { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, runBench, gatewayEnv, startApi, setShuttingDown: (v) => (shuttingDown = v) };
+module.exports = { ROOT, posNum, log, sleep, children, prefixes, startChild, waitForLine, stopChild, killAllSync, freePort, deletePrefixKeys, runBench, gatewayEnv, startApi, syncRequest, setShuttingDown: (v) => (shuttingDown = v) };

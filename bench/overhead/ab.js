@@ -21,10 +21,9 @@
  */
 
 const crypto = require('node:crypto');
-const http = require('node:http');
 const path = require('node:path');
 const { OpenAI } = require('openai');
-const { ROOT, posNum, log, prefixes, startChild, waitForLine, stopChild, freePort, gatewayEnv, startApi, runBench, deletePrefixKeys } = require('../support');
+const { ROOT, posNum, log, prefixes, startChild, waitForLine, stopChild, freePort, gatewayEnv, startApi, runBench, deletePrefixKeys, syncRequest } = require('../support');
 const IORedis = require('ioredis');
 
 const BLOCKS = posNum(process.env.AB_BLOCKS, 30);
@@ -47,22 +46,10 @@ const WORKLOAD = WORKLOADS[process.env.AB_WORKLOAD || 'chat'];
 if (!WORKLOAD) throw new Error(`AB_WORKLOAD must be one of ${Object.keys(WORKLOADS).join(', ')}`);
 const BODY = JSON.stringify(WORKLOAD.body);
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-
 /** One sync request; resolves with its wall time in ms (fails on anything but a 200). */
-function request(port) {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const req = http.request(
-      { host: '127.0.0.1', port, path: '/v1/inference', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) } },
-      (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(BODY);
-  });
+async function request(port) {
+  const [sent, answered] = await syncRequest(port, BODY);
+  return Number(answered - sent) / 1e6;
 }
 
 async function startBuild(dist, fakeUrl, concurrency) {

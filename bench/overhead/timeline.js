@@ -22,10 +22,9 @@
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const IORedis = require('ioredis');
-const { ROOT, posNum, log, prefixes, startChild, waitForLine, stopChild, freePort, gatewayEnv, startApi, runBench, deletePrefixKeys } = require('../support');
+const { ROOT, posNum, log, prefixes, startChild, waitForLine, stopChild, freePort, gatewayEnv, startApi, runBench, deletePrefixKeys, syncRequest } = require('../support');
 
 const DIST = path.resolve(ROOT, process.env.BENCH_DIST || 'dist');
 const OUT = path.join(__dirname, 'out', 'timeline');
@@ -37,20 +36,7 @@ const WARMUP = posNum(process.env.TL_WARMUP, 300);
 const REQUESTS = posNum(process.env.TL_REQUESTS, 300);
 const SEQUENCES = 3;
 const BODY = JSON.stringify({ provider: 'openai', model: 'gpt-4o-mini', inputs: { prompts: ['What is AI?'] }, parameters: { max_tokens: 50 } });
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-
-/** One sync request: [sent, answered] in monotonic ns (fails on anything but a 200). */
-function request(port) {
-  return new Promise((resolve, reject) => {
-    const sent = process.hrtime.bigint();
-    const req = http.request({ host: '127.0.0.1', port, path: '/v1/inference', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve([sent, process.hrtime.bigint()]) : reject(new Error(`status ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end(BODY);
-  });
-}
+const request = (port) => syncRequest(port, BODY);
 
 function readEvents(apiPort, fakePort) {
   const peerOf = (remotePort, localPort) => {
