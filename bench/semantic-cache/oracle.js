@@ -67,8 +67,9 @@ function perBand(delta, shares) {
   let hits = 0;
   let wrong = 0;
   for (const cell of shares.values()) {
-    hits += cell.n * take(cell, delta);
-    wrong += cell.wrong * take(cell, delta);
+    const p = take(cell, delta);
+    hits += cell.n * p;
+    wrong += cell.wrong * p;
   }
   return { hits, wrong };
 }
@@ -123,7 +124,7 @@ for (const paraphrases of [0, 25]) {
   const total = workload.requests.length;
   const name = paraphrases ? `pool of ${paraphrases} paraphrases` : 'new paraphrase per request';
   const first = measureShares(workload, onDisagreement ? disagree : (_a, _c, score) => score < insertUnder, byBand);
-  const vcacheBands = measureShares(workload, disagree, byBand).shares;
+  const vcacheBands = onDisagreement ? first.shares : measureShares(workload, disagree, byBand).shares;
   const vcacheEntries = measureShares(workload, disagree, byEntry).shares;
   for (const delta of DELTAS) {
     const { hits, wrong } = perBand(delta, first.shares);
