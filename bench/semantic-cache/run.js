@@ -6,11 +6,12 @@
  *   npm run bench:semantic-cache          (builds, then runs this file)
  *   node bench/semantic-cache/run.js      (against an existing build; BENCH_DIST=<folder> for another one)
  *
- * Part 1, policy: two seeded synthetic workloads (workload.js) streamed through the vCache policy
- * at delta 0.01, 0.02, 0.05 and through static similarity thresholds 0.80 ... 0.99, with the
- * same nearest-neighbour index; prints error rate (wrong hits / requests, with the upper end of
- * its 95 % Wilson interval) and hit rate, and for the policy the wrong-hit share in each 0.01
- * band of similarity (its promise holds per request, so per band too). No Redis, no model: the
+ * Part 1, policy: three seeded synthetic workloads (workload.js, WORKLOADS below) streamed
+ * through the vCache policy at delta 0.01, 0.02, 0.05 and through static similarity thresholds
+ * 0.80 ... 0.99, with the same nearest-neighbour index; prints error rate (wrong hits / requests,
+ * with the upper end of its 95 % Wilson interval) and hit rate, and for the policy the wrong-hit
+ * share in each 0.01 band of similarity (its promise holds per request, so per band too) and the
+ * static thresholds' hit rate at the policy's own measured error. No Redis, no model: the
  * "model" answers the class.
  *
  * Part 2, decision time: BENCH_SC_ENTRIES (100000) entries of BENCH_SC_DIMS (1536) dimensions
